@@ -1,0 +1,1 @@
+"""One module per model family; every model follows ``models.base.Recommender``."""

@@ -1,0 +1,127 @@
+"""The estimator API every recommender follows (scikit-learn style).
+
+``fit(data)`` learns from a ``RatingData``; learned state ends in ``_``; ``predict(user, item)``
+gives a rating estimate; ``recommend(user, k)`` gives the top-k unseen items with a reason.
+Public methods take raw ids (as in the data files); subclasses work on dense indices
+(``0..n_users-1``, ``0..n_items-1``) and implement ``_fit``, ``_score_users`` and, for rating
+models, ``_predict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ...core.errors import CasebookError
+
+if TYPE_CHECKING:
+    from ..data import RatingData
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: int
+    score: float
+    reason: str
+
+
+class UnknownIdError(CasebookError, KeyError):
+    """A user or item id the model has never seen (the API turns it into a 404)."""
+
+
+class Recommender:
+    """Base class. Subclasses set ``name`` and ``phase`` (1 rules, 2 CF, 3 deep) and implement
+    ``_fit``/``_score_users`` (ranking) and ``_predict`` (rating models only)."""
+
+    name: ClassVar[str] = "recommender"
+    phase: ClassVar[int] = 0
+    predicts_ratings: ClassVar[bool] = True
+
+    # ---- public API (raw ids) -------------------------------------------------------------
+    def fit(self, data: RatingData) -> Recommender:
+        ratings = data.ratings
+        if ratings.empty:
+            raise CasebookError("cannot fit on an empty ratings table", hint="check the split / data file")
+        self.user_ids_ = np.sort(ratings["user_id"].unique())
+        self.item_ids_ = np.sort(data.items.index.to_numpy()) if data.items is not None and len(data.items) \
+            else np.sort(ratings["item_id"].unique())
+        self.item_ids_ = np.union1d(self.item_ids_, ratings["item_id"].unique())
+        self._user_pos = pd.Index(self.user_ids_)
+        self._item_pos = pd.Index(self.item_ids_)
+        users = self._user_pos.get_indexer(ratings["user_id"])
+        items = self._item_pos.get_indexer(ratings["item_id"])
+        values = ratings["rating"].to_numpy(dtype=np.float64)
+        self.global_mean_ = float(values.mean())
+        self.seen_ = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)),
+                                   shape=(len(self.user_ids_), len(self.item_ids_)))
+        self._fit(users, items, values, data)
+        return self
+
+    def predict(self, user_id: Any, item_id: Any) -> float:
+        return float(self.predict_many(np.array([user_id]), np.array([item_id]))[0])
+
+    def predict_many(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Rating estimates; unknown users/items fall back to the model's own prior (global mean
+        for most), never an error, so rating evaluation covers every test pair."""
+        if not self.predicts_ratings:
+            raise CasebookError(f"{self.name} ranks items but does not predict ratings")
+        users = self._user_pos.get_indexer(np.asarray(user_ids))
+        items = self._item_pos.get_indexer(np.asarray(item_ids))
+        return self._predict(users, items)
+
+    def score_users(self, user_ids: np.ndarray) -> np.ndarray:
+        """Scores over all items (columns follow ``item_ids_``), shape (len(user_ids), n_items)."""
+        return self._score_users(self._indices(user_ids))
+
+    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
+        user = self._index(user_id)
+        scores = self._score_users(np.array([user]))[0].astype(np.float64, copy=True)
+        if exclude_seen:
+            scores[self.seen_[user].indices] = -np.inf
+        top = _top_k(scores, k)
+        return [Recommendation(int(self.item_ids_[i]), float(scores[i]), self.explain(user, int(i))) for i in top]
+
+    def explain(self, user: int, item: int) -> str:
+        """Human-readable reason for recommending dense ``item`` to dense ``user``."""
+        return f"{self.name} score"
+
+    # ---- for subclasses -------------------------------------------------------------------
+    def _fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, data: RatingData) -> None:
+        raise NotImplementedError
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Dense indices, -1 for unknown ids."""
+        raise NotImplementedError
+
+    def _index(self, user_id: Any) -> int:
+        pos = self._user_pos.get_indexer([user_id])[0]
+        if pos < 0:
+            raise UnknownIdError(f"unknown user id {user_id!r}", hint="create the user first (POST /users)")
+        return int(pos)
+
+    def _indices(self, user_ids: np.ndarray) -> np.ndarray:
+        pos = self._user_pos.get_indexer(np.asarray(user_ids))
+        if (pos < 0).any():
+            raise UnknownIdError(f"unknown user ids: {np.asarray(user_ids)[pos < 0][:5].tolist()}")
+        return pos
+
+    def item_index(self, item_id: Any) -> int:
+        pos = self._item_pos.get_indexer([item_id])[0]
+        if pos < 0:
+            raise UnknownIdError(f"unknown item id {item_id!r}", hint="use an item id from the catalogue")
+        return int(pos)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.array([], dtype=int)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
