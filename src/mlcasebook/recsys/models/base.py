@@ -89,6 +89,91 @@ class Recommender:
         """Human-readable reason for recommending dense ``item`` to dense ``user``."""
         return f"{self.name} score"
 
+    def similar_items(self, item_id: Any, k: int = 10) -> list[Recommendation]:
+        """Items most like ``item_id``; default: cosine similarity of who rated them."""
+        item = self.item_index(item_id)
+        sims = self._item_similarities(item).astype(np.float64, copy=True)
+        sims[item] = -np.inf
+        return [Recommendation(int(self.item_ids_[i]), float(sims[i]), "rated by the same people")
+                for i in _top_k(sims, k)]
+
+    def fold_in(self, user_id: Any, item_ids: np.ndarray, ratings: np.ndarray,
+                timestamps: np.ndarray | None = None) -> None:
+        """Real-time update: take this user's new ratings into account without retraining the
+        catalogue. New users are added. ``item_ids`` must be known items."""
+        items = np.array([self.item_index(i) for i in np.atleast_1d(item_ids)], dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float64).reshape(-1)
+        stamps = None if timestamps is None else np.asarray(timestamps, dtype=np.int64).reshape(-1)
+        if len(ratings) != len(items) or (stamps is not None and len(stamps) != len(items)):
+            raise CasebookError("item_ids, ratings and timestamps must have the same length")
+        pos = self._user_pos.get_indexer([user_id])[0]
+        if pos < 0:
+            self.user_ids_ = np.append(self.user_ids_, user_id)
+            self._user_pos = pd.Index(self.user_ids_)
+            self.seen_ = sp.vstack([self.seen_, sp.csr_matrix((1, len(self.item_ids_)), dtype=np.float32)]).tocsr()
+            pos = len(self.user_ids_) - 1
+            self._add_user()
+        seen = self.seen_.tolil()
+        seen[pos, items] = 1.0
+        self.seen_ = seen.tocsr()
+        self._fold_in(int(pos), items, ratings, stamps)
+
+    def _item_similarities(self, item: int) -> np.ndarray:
+        column = self.seen_[:, item]
+        overlap = np.asarray((self.seen_.T @ column).todense()).ravel()
+        counts = np.asarray(self.seen_.sum(axis=0)).ravel()
+        return overlap / np.sqrt(np.maximum(counts * counts[item], 1.0))
+
+    def _add_user(self) -> None:
+        """Grow per-user state by one row (the new user is the last index)."""
+        raise NotImplementedError(f"{self.name} cannot add users after fitting")
+
+    def _fold_in(self, user: int, items: np.ndarray, ratings: np.ndarray, timestamps: np.ndarray | None) -> None:
+        """Update per-user state from the user's new ratings (``seen_`` is already updated)."""
+        raise NotImplementedError(f"{self.name} does not support real-time updates")
+
+    # ---- persistence: arrays + JSON metadata through core.checkpoint (no pickle) ------------
+    def save(self, path) -> None:
+        from ...core.checkpoint import save_checkpoint
+
+        arrays, meta = self._get_state()
+        seen = self.seen_.tocoo()
+        arrays = arrays | {"_user_ids": self.user_ids_, "_item_ids": self.item_ids_,
+                           "_seen_rows": seen.row.astype(np.int64), "_seen_cols": seen.col.astype(np.int64)}
+        save_checkpoint(path, arrays, {"model": self.name, "params": self.get_params(),
+                                       "global_mean": self.global_mean_, "state": meta})
+
+    @classmethod
+    def load(cls, path) -> Recommender:
+        from ...core.checkpoint import load_checkpoint
+
+        arrays, meta = load_checkpoint(path)
+        if meta.get("model") != cls.name:
+            raise CasebookError(f"{path} holds a '{meta.get('model')}' model, not '{cls.name}'")
+        model = cls(**meta["params"])
+        model.user_ids_, model.item_ids_ = arrays.pop("_user_ids"), arrays.pop("_item_ids")
+        model._user_pos, model._item_pos = pd.Index(model.user_ids_), pd.Index(model.item_ids_)
+        rows, cols = arrays.pop("_seen_rows"), arrays.pop("_seen_cols")
+        model.seen_ = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                    shape=(len(model.user_ids_), len(model.item_ids_)))
+        model.global_mean_ = meta["global_mean"]
+        model._set_state(arrays, meta["state"])
+        return model
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters: the ``__init__`` arguments, stored as attributes of the same name."""
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Learned arrays and JSON-able extras (beyond id maps and ``seen_``)."""
+        raise NotImplementedError(f"{self.name} cannot be saved yet")
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        raise NotImplementedError
+
     # ---- for subclasses -------------------------------------------------------------------
     def _fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, data: RatingData) -> None:
         raise NotImplementedError
