@@ -32,11 +32,12 @@ def _add_case_apps() -> None:
 def tour(
     out: Path = typer.Option(Path("report"), "--out", help="Folder for index.html, results.json and case pages."),
     only: list[str] = typer.Option(None, "--only", help="Run only these cases (repeatable), e.g. --only recsys."),
+    smoke: bool = typer.Option(False, help="Tiny data subsets: checks the plumbing in seconds; numbers mean nothing."),
 ) -> None:
     """Run every case in its quick mode on embedded data and write an HTML report."""
     from .tour import run_tour
 
-    results = run_tour(out, only)
+    results = run_tour(out, only, smoke)
     err.print(f"report: {out / 'index.html'}")
     if any(c["status"] == "failed" for c in results["cases"].values()):
         raise typer.Exit(1)

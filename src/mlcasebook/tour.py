@@ -25,17 +25,18 @@ def registered_cases() -> list[CaseSpec]:
     return [RECSYS]
 
 
-def run_tour(out_dir: Path, only: list[str] | None = None, console: Console | None = None) -> dict:
+def run_tour(out_dir: Path, only: list[str] | None = None, smoke: bool = False,
+             console: Console | None = None) -> dict:
     console = console or Console(stderr=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     cases = [c for c in registered_cases() if not only or c.name in only]
-    results: dict = {"cases": {}}
+    results: dict = {"smoke": smoke, "cases": {}}
     for spec in cases:
         console.print(f"[bold]▶ {spec.title}[/] (quick budget {spec.quick_budget_s} s)")
         started = time.perf_counter()
         entry: dict = {"title": spec.title, "budget_s": spec.quick_budget_s}
         try:
-            outcome = spec.run_quick(out_dir)
+            outcome = spec.run_quick(out_dir, smoke)
             entry |= {"status": "ok", "page": outcome.page, "headline": outcome.headline,
                       "numbers": outcome.numbers}
         except (CaseSkipped, DataError) as exc:

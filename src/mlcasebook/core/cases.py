@@ -28,4 +28,6 @@ class CaseSpec:
     name: str
     title: str
     quick_budget_s: int
-    run_quick: Callable[[Path], CaseOutcome]   # writes its page into the given folder
+    # run_quick(out_dir, smoke) writes the case's page into out_dir; smoke=True shrinks the data
+    # to seconds of work so tests can exercise the whole path
+    run_quick: Callable[[Path, bool], CaseOutcome]

@@ -64,8 +64,10 @@ def rating_cv(data: RatingData, factories: dict[str, ModelFactory], n_folds: int
 
 
 def ranking_experiment(train: RatingData, test: RatingData, factories: dict[str, ModelFactory], k: int = 10,
-                       relevant_min_rating: float = 4.0, progress: bool = True) -> pd.DataFrame:
-    """Full-ranking top-k metrics for each model on one train/test split."""
+                       relevant_min_rating: float = 4.0, progress: bool = True,
+                       fitted: dict[str, Recommender] | None = None) -> pd.DataFrame:
+    """Full-ranking top-k metrics for each model on one train/test split. Pass a dict as
+    ``fitted`` to keep the trained models (e.g. to show their recommendations)."""
     relevant = _relevant_by_user(train, test, relevant_min_rating)
     users = np.fromiter(relevant, dtype=np.int64)
     rows = []
@@ -76,6 +78,8 @@ def ranking_experiment(train: RatingData, test: RatingData, factories: dict[str,
         ranked = top_k_unseen(model, users, k)
         done = time.perf_counter()
         report = metrics.ranking_report(ranked, relevant, k, len(model.item_ids_))
+        if fitted is not None:
+            fitted[name] = model
         rows.append({"model": name, "phase": model.phase} | report | {"fit_s": fitted - started,
                                                                        "rank_s": done - fitted})
     return pd.DataFrame(rows)
