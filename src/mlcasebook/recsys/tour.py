@@ -141,8 +141,12 @@ def _best_name(fitted: dict) -> str:
 
 
 def _first_users(data: RatingData, n_users: int) -> RatingData:
+    """The first users' ratings, and only the films they rated (keeps item-item models small)."""
     users = np.sort(data.ratings["user_id"].unique())[:n_users]
-    return data.with_ratings(data.ratings[data.ratings["user_id"].isin(users)])
+    ratings = data.ratings[data.ratings["user_id"].isin(users)]
+    smaller = data.with_ratings(ratings)
+    smaller.items = data.items.loc[data.items.index.intersection(ratings["item_id"].unique())]
+    return smaller
 
 
 SPEC = CaseSpec(name="recsys", title="1. Recommender (Netflix)", quick_budget_s=240, run_quick=run_quick)
