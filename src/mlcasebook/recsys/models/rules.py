@@ -74,6 +74,8 @@ class RuleBasedRecommender(Recommender):
 
     def _rebuild_profiles(self) -> None:
         self.likes_ = _like_weights(self.ratings_, self.like_threshold)
+        self.item_features_.sort_indices()
+        self._feature_counts = self.item_features_.getnnz(axis=0)
         # block weights live on the catalogue side only, so a profile stays a plain average
         self._weighted_features = (self.item_features_ @ sp.diags(self._block_weights()[self.feature_block_])).tocsr()
 
@@ -97,29 +99,28 @@ class RuleBasedRecommender(Recommender):
 
     def _reason(self, liked: np.ndarray, weights: np.ndarray, profile: sp.csr_matrix, item: int,
                 picked_genres: list[str] | None = None) -> str:
-        """Name the kind of match that contributes most to the score, and the liked film that
-        contributes most to it."""
+        """The most specific rule that matches, as people read it: a shared director, else a
+        shared actor, else shared genres; each names the liked film that contributes most to it.
+        (The score itself weighs all three; the reason picks the most telling part.)"""
         candidate = self._weighted_features[item]
         if len(liked):
             shared = sp.csr_matrix(self.item_features_[liked].multiply(candidate))  # liked x features overlaps
             per_block = np.zeros((len(liked), len(BLOCKS)))
             coo = shared.tocoo()
-            np.add.at(per_block, (coo.row, self.feature_block_[coo.col]), coo.data)
-            per_block *= weights[:, None] / max(weights.sum(), 1e-12)
-            totals = per_block.sum(axis=0)
-            # a shared director or actor is the more telling reason: it wins at half the genre share
-            totals[[_DIRECTOR, _ACTOR]] *= 2.0
-            block = int(np.argmax(totals))
-            if totals[block] > 0:
+            np.add.at(per_block, (coo.row, self.feature_block_[coo.col]), coo.data * weights[coo.row])
+            for block in (_DIRECTOR, _ACTOR, _GENRE):
+                if per_block[:, block].max() <= 0:
+                    continue
                 source = int(np.argmax(per_block[:, block]))
                 like = str(self.item_titles_[liked[source]])
-                if block != _GENRE:
-                    columns = shared[source].indices
-                    columns = columns[self.feature_block_[columns] == block]
-                    # name the person this user's taste weighs most among those shared
-                    order = np.argsort(-profile[:, columns].toarray().ravel(), kind="stable")
-                    return _people_reason(block, [self.feature_names_[c] for c in columns[order]], like)
-                return f"{self._genre_phrase(profile, item)}, genres you rate highly (like {like})"
+                if block == _GENRE:
+                    return f"{self._genre_phrase(profile, item)}, genres you rate highly (like {like})"
+                columns = np.sort(shared[source].indices)
+                columns = columns[self.feature_block_[columns] == block]
+                # name the person this user's taste weighs most among those shared; on a tie the
+                # one with more films in the catalogue (the star rather than a relative in a cameo)
+                order = np.lexsort((-self._feature_counts[columns], -profile[:, columns].toarray().ravel()))
+                return _people_reason(block, [self.feature_names_[c] for c in columns[order]], like)
         if picked_genres:
             genres = [g for g in self._item_genres(item) if g in picked_genres] or picked_genres[:1]
             return f"{' & '.join(genres[:2])}, {'genres' if len(genres) > 1 else 'a genre'} you picked"
@@ -255,8 +256,8 @@ def _feature_matrix(items: pd.DataFrame | None, n_items: int, genre_idf: bool
         names.extend(uniques.tolist())
         kinds.extend([kind] * len(uniques))
     if not blocks:
-        raise CasebookError("the catalogue has no genres, directors or actors to match on",
-                            hint="load data with item metadata (e.g. movielens-small, ml-100k, or an items CSV)")
+        # a ratings-only file (no items CSV): no rule can match, only the popularity prior ranks
+        return sp.csr_matrix((n_items, 0)), np.array([], dtype=object), np.array([], dtype=np.int8)
     return sp.hstack(blocks).tocsr(), np.array(names, dtype=object), np.array(kinds, dtype=np.int8)
 
 
