@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -183,10 +182,11 @@ _LEADING_ARTICLE = re.compile(r"^(the|a|an|l|la|le|les|il|el|das|der|die|los|las
 def normalise_title(titles: pd.Series) -> pd.Series:
     """A join key for film titles from different sources: no accents, case, punctuation or
     leading/trailing article ('Matrix, The' and 'The Matrix' both become 'matrix')."""
-    text = titles.fillna("").astype(str).map(
-        lambda t: "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c)))
-    # '2½' decomposes to '21⁄2': keep the whole number apart from the fraction ('2 1/2')
-    text = text.str.replace("\u2044", "/", regex=False).str.replace(r"(\d)(\d/\d)", r"\1 \2", regex=True)
+    # NFKD splits accents off ('é' -> 'e' + accent) and '½' into '1⁄2'; other non-ASCII becomes a separator
+    text = titles.fillna("").astype(str).str.normalize("NFKD").str.replace("\u2044", "/", regex=False)
+    text = text.str.replace("[\u0300-\u036f]", "", regex=True).str.encode("ascii", "replace").str.decode("ascii")
+    # '2½' became '21/2': keep the whole number apart from the fraction ('2 1/2')
+    text = text.str.replace(r"(\d)(\d/\d)", r"\1 \2", regex=True)
     text = text.str.lower().str.replace("&", " and ", regex=False)
     text = text.str.replace(r", (the|a|an|l'|la|le|les|il|el|das|der|die|los|las)$", "", regex=True)
     text = text.str.replace(r"[^0-9a-z]+", " ", regex=True).str.strip()
