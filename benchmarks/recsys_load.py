@@ -1,0 +1,263 @@
+"""Load test of the live recommendation service, on loopback only.
+
+Trains a model on the embedded MovieLens latest-small (or reuses --model-path), starts the real
+service in a subprocess (`python -m mlcasebook recsys serve`: uvicorn, one worker, a fresh rating
+store) on a free 127.0.0.1 port, and sends a fixed number of requests on an open-loop schedule:
+request i leaves at t0 + i/rate whether or not earlier ones have been answered, so a slow server
+is not hidden by a client that waits for it. Latency is measured from the *scheduled* send time
+(queueing in the client counts against the server, as it would for real users). Requests go to
+random known users' recommendations; with --mixed, 5 % are POST ratings (stored durably and
+folded in), whose latency is reported apart. The server is stopped in every case.
+
+    .venv/bin/python benchmarks/recsys_load.py --model ease --rate 200 --duration 30 \\
+        --json docs/results/recsys_load.json
+    .venv/bin/python benchmarks/recsys_load.py --model ease --mixed --json docs/results/recsys_load_mixed.json
+
+Client and server share this machine's cores, so the figures are a floor on what the service does
+alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from common import console, load_benchmark_data
+from mlcasebook.core.report import write_json
+from mlcasebook.recsys.models.registry import load_model, model_class
+
+HOST = "127.0.0.1"  # loopback only: this benchmark never opens a port to the network
+POST_SHARE = 0.05
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_server(model_path: Path, store_path: Path, port: int, dataset: str, log_path: Path,
+                 threads: int | None) -> subprocess.Popen:
+    env = os.environ.copy()
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                "OPENBLAS_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "mlcasebook", "recsys", "serve", "--model", str(model_path),
+               "--host", HOST, "--port", str(port), "--store", str(store_path), "--dataset", dataset]
+    log = log_path.open("wb")
+    # A new session, so stopping it can signal the whole group (uvicorn and anything it spawned).
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is not None:
+        return
+    try:
+        os.killpg(server.pid, signal.SIGINT)  # uvicorn shuts down cleanly on SIGINT
+        server.wait(timeout=15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        server.wait(timeout=15)
+
+
+def wait_until_ready(server: subprocess.Popen, base_url: str, log_path: Path, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with code {server.returncode}:\n{_tail(log_path)}")
+        try:
+            response = httpx.get(f"{base_url}/health", timeout=2.0)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"server not ready after {timeout_s:.0f} s:\n{_tail(log_path)}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def plan_requests(n: int, users: np.ndarray, items: np.ndarray, mixed: bool, k: int,
+                  rng: np.random.Generator) -> list[tuple[str, str, dict | None]]:
+    """(method, path, json body) for each request, drawn up front so sending costs nothing extra."""
+    who = rng.choice(users, size=n)
+    posts = rng.random(n) < POST_SHARE if mixed else np.zeros(n, dtype=bool)
+    what = rng.choice(items, size=n)
+    stars = rng.integers(1, 11, size=n) / 2.0
+    return [("POST", f"/users/{u}/ratings", {"item_id": int(i), "rating": float(r)}) if post
+            else ("GET", f"/users/{u}/recommendations?k={k}", None)
+            for u, i, r, post in zip(who, what, stars, posts, strict=True)]
+
+
+async def send_all(base_url: str, plan: list, rate: float, timeout_s: float) -> dict:
+    n = len(plan)
+    latency = np.full(n, np.nan)  # from the scheduled send time
+    service = np.full(n, np.nan)  # from the actual send time
+    lateness = np.zeros(n)  # how far behind schedule the client itself was
+    status = np.zeros(n, dtype=np.int64)  # 0: transport error or timeout
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
+        async def fire(i: int, scheduled: float) -> None:
+            method, path, body = plan[i]
+            sent = time.perf_counter()
+            lateness[i] = sent - scheduled
+            try:
+                response = await client.request(method, path, json=body)
+                status[i] = response.status_code
+            except httpx.HTTPError:
+                status[i] = 0
+            done = time.perf_counter()
+            latency[i], service[i] = done - scheduled, done - sent
+
+        start = time.perf_counter() + 0.05
+        tasks = []
+        for i in range(n):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(fire(i, scheduled)))
+        sending_done = time.perf_counter()
+        await asyncio.gather(*tasks)
+        finished = time.perf_counter()
+    return {"latency": latency, "service": service, "lateness": lateness, "status": status,
+            "send_s": sending_done - start, "total_s": finished - start}
+
+
+def summarise(result: dict, plan: list, rate: float) -> dict:
+    posts = np.array([method == "POST" for method, _, _ in plan])
+    expected = np.where(posts, 201, 200)
+    ok = result["status"] == expected
+
+    def percentiles(mask: np.ndarray) -> dict:
+        values = result["latency"][mask & ok] * 1000
+        if not len(values):
+            return {"requests": int(mask.sum()), "ok": 0}
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        return {"requests": int(mask.sum()), "ok": int(len(values)), "p50_ms": round(float(p50), 2),
+                "p90_ms": round(float(p90), 2), "p99_ms": round(float(p99), 2),
+                "max_ms": round(float(values.max()), 2), "mean_ms": round(float(values.mean()), 2)}
+
+    n = len(plan)
+    statuses, counts = np.unique(result["status"][~ok], return_counts=True)
+    return {"target_rate": rate, "requests": n,
+            "achieved_send_rate": round((n - 1) / max(result["send_s"], 1e-9), 1),
+            "throughput": round(int(ok.sum()) / max(result["total_s"], 1e-9), 1),
+            "errors": int((~ok).sum()),
+            "errors_by_status": {("transport" if s == 0 else str(s)): int(c) for s, c in zip(statuses, counts,
+                                                                                              strict=True)},
+            "client_lateness_p99_ms": round(float(np.percentile(result["lateness"], 99) * 1000), 2),
+            "all": percentiles(np.ones(n, dtype=bool)), "recommendations": percentiles(~posts),
+            "ratings": percentiles(posts)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ease", help="registered model name to train and serve")
+    parser.add_argument("--model-path", type=Path, help="serve this saved model instead of training one")
+    parser.add_argument("--dataset", default="movielens-small")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--mixed", action="store_true", help=f"{POST_SHARE:.0%} of requests POST a rating")
+    parser.add_argument("--warmup", type=int, default=100, help="requests sent first and not counted")
+    parser.add_argument("--server-threads", type=int, default=None,
+                        help="OMP/MKL/OpenBLAS threads in the server (default: library default)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.rate <= 0 or args.duration <= 0 or not 1 <= args.k <= 100:
+        parser.error("--rate and --duration must be positive and --k within 1..100")
+
+    data = load_benchmark_data(args.dataset)
+    with tempfile.TemporaryDirectory(prefix="recsys-load-") as scratch:
+        scratch = Path(scratch)
+        fit_s = None
+        if args.model_path is None:
+            model_path = scratch / f"{args.model}.ckpt"
+            started = time.perf_counter()
+            model = model_class(args.model)().fit(data)
+            fit_s = time.perf_counter() - started
+            model.save(model_path)
+            console.print(f"trained {args.model} on {data.name} in {fit_s:.1f} s")
+        else:
+            model_path = args.model_path
+            model = load_model(model_path)
+        users, items = model.user_ids_.copy(), model.item_ids_.copy()
+        del model  # the server holds its own copy; free this process's memory for the client
+
+        port = free_port()
+        log_path = scratch / "server.log"
+        server = start_server(model_path, scratch / "ratings.sqlite", port, data.name, log_path,
+                              args.server_threads)
+        base_url = f"http://{HOST}:{port}"
+        try:
+            started = time.perf_counter()
+            health = wait_until_ready(server, base_url, log_path, timeout_s=300)
+            startup_s = time.perf_counter() - started
+            rng = np.random.default_rng(args.seed)
+            if args.warmup:
+                warm = plan_requests(args.warmup, users, items, False, args.k, rng)
+                asyncio.run(send_all(base_url, warm, args.rate, args.timeout))
+            plan = plan_requests(int(round(args.rate * args.duration)), users, items, args.mixed, args.k, rng)
+            console.print(f"{len(plan)} requests at {args.rate:g}/s to {base_url} "
+                          f"({'mixed: 5 % ratings' if args.mixed else 'recommendations only'}) ...")
+            load_avg_before = os.getloadavg()
+            result = asyncio.run(asyncio.wait_for(send_all(base_url, plan, args.rate, args.timeout),
+                                                  timeout=args.duration + 10 * args.timeout + 30))
+            try:  # an overloaded server may still be draining its backlog: wait, within reason
+                final_health = httpx.get(f"{base_url}/health", timeout=60).json()
+            except httpx.HTTPError:
+                final_health = {"stored_ratings": None}
+            if server.poll() is not None:
+                raise RuntimeError(f"server died during the run:\n{_tail(log_path)}")
+        finally:
+            stop_server(server)
+
+    summary = summarise(result, plan, args.rate)
+    report = {"settings": vars(args) | {"json": str(args.json) if args.json else None,
+                                        "model_path": str(args.model_path) if args.model_path else None},
+              "model": health["model"], "dataset": data.name, "users": health["users"], "items": health["items"],
+              "fit_s": None if fit_s is None else round(fit_s, 1), "server_startup_s": round(startup_s, 1),
+              "stored_ratings_after": final_health["stored_ratings"],
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "load_avg_before": [round(x, 2) for x in load_avg_before],
+                          "date": time.strftime("%Y-%m-%d %H:%M:%S")}} | summary
+    show(report)
+    if args.json:
+        write_json(args.json, report)
+        console.print(f"wrote {args.json}")
+
+
+def show(report: dict) -> None:
+    console.print(f"[bold]{report['model']}[/bold] on {report['dataset']} ({report['users']} users, "
+                  f"{report['items']} items): target {report['target_rate']:g}/s, sent at "
+                  f"{report['achieved_send_rate']:g}/s, {report['throughput']:g} ok/s, "
+                  f"{report['errors']} errors {report['errors_by_status'] or ''}")
+    for part in ("recommendations", "ratings"):
+        row = report[part]
+        if row.get("ok"):
+            console.print(f"  {part:16s} n={row['requests']:5d}  p50 {row['p50_ms']:7.2f} ms  "
+                          f"p90 {row['p90_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  max {row['max_ms']:7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
