@@ -135,7 +135,7 @@ def evaluate(
 def recommend(
     user: int = typer.Argument(..., help="User id as in the data."),
     model_path: Path = typer.Option(Path("models/recsys.ckpt"), "--model", help="A checkpoint from `train`."),
-    k: int = typer.Option(10, min=1, max=100, help="How many items."),
+    k: int = typer.Option(10, "--k", "-k", min=1, max=100, help="How many items."),
     dataset: str = typer.Option("movielens-small", help="Dataset the model was trained on (for titles)."),
     data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:
@@ -151,7 +151,7 @@ def recommend(
 def similar(
     item: int = typer.Argument(..., help="Item id as in the data."),
     model_path: Path = typer.Option(Path("models/recsys.ckpt"), "--model", help="A checkpoint from `train`."),
-    k: int = typer.Option(10, min=1, max=100, help="How many items."),
+    k: int = typer.Option(10, "--k", "-k", min=1, max=100, help="How many items."),
     dataset: str = typer.Option("movielens-small", help="Dataset the model was trained on (for titles)."),
     data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:

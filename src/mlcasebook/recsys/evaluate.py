@@ -74,14 +74,14 @@ def ranking_experiment(train: RatingData, test: RatingData, factories: dict[str,
     for name in track(list(factories), "ranking", disable=not progress):
         started = time.perf_counter()
         model = factories[name]().fit(train)
-        fitted = time.perf_counter()
+        trained = time.perf_counter()
         ranked = top_k_unseen(model, users, k)
         done = time.perf_counter()
         report = metrics.ranking_report(ranked, relevant, k, len(model.item_ids_))
         if fitted is not None:
             fitted[name] = model
-        rows.append({"model": name, "phase": model.phase} | report | {"fit_s": fitted - started,
-                                                                       "rank_s": done - fitted})
+        rows.append({"model": name, "phase": model.phase} | report | {"fit_s": trained - started,
+                                                                       "rank_s": done - trained})
     return pd.DataFrame(rows)
 
 
