@@ -43,7 +43,7 @@ def run_quick(out_dir: Path, smoke: bool = False) -> CaseOutcome:
     summary = data.summary()
     report.text(f"Data: {summary['dataset']} — {summary['ratings']:,} ratings by {summary['users']:,} users of "
                 f"{summary['items']:,} films; director/cast metadata matched for "
-                f"{summary.get('metadata_match_rate_items', float('nan')):.1%} of films. MovieLens records no "
+                f"{summary.get('credits_match_items', float('nan')):.1%} of films. MovieLens records no "
                 "device, so 'context' here is hour of day, weekday and recency.")
     report.text("Protocol: last 20 % of each user's ratings held out in time; every unseen film is ranked; "
                 "relevant = held-out rating ≥ 4. Quick mode: default hyper-parameters, one split.", note=True)
