@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -104,8 +105,8 @@ def model_file(data, tmp_path_factory):
     return path
 
 
-def make_client(model_file, data, store_path) -> TestClient:
-    app = create_app(CoRatedItems.load(model_file), data.items, store_path)
+def make_client(model_file, data, store_path, **options) -> TestClient:
+    app = create_app(CoRatedItems.load(model_file), data.items, store_path, **options)
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -257,6 +258,36 @@ def test_cold_start_user(client, data):
     assert taken.status_code == 409 and "exists" in taken.json()["detail"]
 
 
+def test_recommendations_are_cached_until_the_user_rates(client, data):
+    def cache():
+        return client.get("/health").json()["cache"]
+
+    first = client.get("/users/7/recommendations").json()
+    assert cache()["misses"] == 1 and cache()["hits"] == 0
+    assert client.get("/users/7/recommendations").json() == first
+    client.get("/users/7/recommendations", params={"k": 3})  # another k is another entry
+    assert (cache()["hits"], cache()["misses"], cache()["users"]) == (1, 2, 1)
+    top = first["items"][0]["item_id"]
+    assert client.post("/users/7/ratings", json={"item_id": top, "rating": 1}).status_code == 201
+    assert top not in recommended_ids(client, 7)
+    assert cache()["misses"] == 3
+
+
+def test_cache_expires_is_bounded_and_can_be_off(model_file, data, tmp_path):
+    with make_client(model_file, data, tmp_path / "a.sqlite", cache_ttl_s=0.2, cache_users=2) as short:
+        for user_id in (7, 8, 9):
+            recommended_ids(short, user_id)
+        assert short.get("/health").json()["cache"]["users"] == 2
+        recommended_ids(short, 9)
+        time.sleep(0.3)
+        recommended_ids(short, 9)
+        assert short.get("/health").json()["cache"] | {"users": 0} == {"enabled": True, "users": 0, "hits": 1,
+                                                                       "misses": 4}
+    with make_client(model_file, data, tmp_path / "b.sqlite", cache_ttl_s=0) as uncached:
+        assert recommended_ids(uncached, 7) == recommended_ids(uncached, 7)
+        assert uncached.get("/health").json()["cache"] == {"enabled": False, "users": 0, "hits": 0, "misses": 2}
+
+
 def test_health(client, data):
     health = client.get("/health").json()
     assert health["model"] == "test-corated" and health["status"] == "ok"
@@ -362,6 +393,9 @@ def test_concurrent_posts_do_not_corrupt_the_store(client, data, tmp_path):
     for user in users:  # every rating reached the model too
         seen = set(model.item_ids_[model.seen_[model._index(user)].indices].tolist())
         assert set(items) <= seen
+    for user in users:  # no stale cache entry survived the interleaved reads and writes
+        served = client.get(f"/users/{user}/recommendations").json()["items"]
+        assert [item["item_id"] for item in served] == [r.item_id for r in model.recommend(user, 10)]
     with sqlite3.connect(store.path) as check:
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

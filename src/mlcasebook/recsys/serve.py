@@ -13,17 +13,23 @@ Errors are JSON ``{"detail": ..., "hint": ...}``: unknown user or item 404, a ``
 400, an existing user id 409, a store that cannot write 503; FastAPI answers invalid bodies and
 parameters with 422.
 
-Concurrency: endpoints are plain functions, run by the server's thread pool. One lock guards the
-model: a fold-in replaces several arrays (``seen_``, id maps, per-user state), and a reader must
-never see half of that. Reads take the same lock rather than a readers-writer lock because the GIL
-serialises the Python part of scoring anyway and the model API does not promise that concurrent
-reads are safe. A second lock makes writers one-at-a-time so the store and the model apply ratings
-in the same order.
+Concurrency: model work runs in the server's thread pool. One lock guards the model: a fold-in
+replaces several arrays (``seen_``, id maps, per-user state), and a reader must never see half of
+that. Reads take the same lock rather than a readers-writer lock because the GIL serialises the
+Python part of scoring anyway and the model API does not promise that concurrent reads are safe. A
+second lock makes writers one-at-a-time so the store and the model apply ratings in the same order.
+
+Latency: a user's rendered recommendations are cached per ``k``. The entry is dropped when that user
+rates something (inside the same lock hold as the fold-in, before the rating is acknowledged), so the
+next request after a rating always reflects it; entries also expire after ``cache_ttl_s`` so changes
+that are not the user's own (a model whose fold-in touches shared state, say) show within that time.
+A cache hit is answered on the event loop without a thread hop, locking or JSON encoding.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,9 +38,10 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import CasebookError
@@ -104,6 +111,13 @@ class NewUserOut(BaseModel):
     recommendations: list[ScoredItem]
 
 
+class CacheOut(BaseModel):
+    enabled: bool
+    users: int
+    hits: int
+    misses: int
+
+
 class HealthOut(BaseModel):
     status: str
     model: str
@@ -114,6 +128,7 @@ class HealthOut(BaseModel):
     stored_ratings: int
     replayed_ratings: int
     realtime_updates: bool
+    cache: CacheOut
 
 
 class ErrorOut(BaseModel):
@@ -127,7 +142,8 @@ class ConflictError(CasebookError):
 
 # ---- the service: model + store + catalogue, independent of HTTP ----------------------------
 class RecommendationService:
-    def __init__(self, model: Recommender, items: pd.DataFrame | None, store: RatingStore):
+    def __init__(self, model: Recommender, items: pd.DataFrame | None, store: RatingStore,
+                 cache_ttl_s: float = 30.0, cache_users: int = 10_000):
         if not hasattr(model, "item_ids_"):
             raise CasebookError(f"{model.name} is not fitted", hint="fit or load the model before serving it")
         self.model = model
@@ -137,6 +153,11 @@ class RecommendationService:
         self.adds_users = self.folds_in and _overrides(model, "_add_user")
         self._model_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # user_id -> {k: (expires at, rendered JSON)}; read without the lock (a dict lookup is atomic
+        # under the GIL), written and invalidated only under the model lock.
+        self._cache: dict[int, dict[int, tuple[float, bytes]]] = {}
+        self.cache_ttl_s, self.cache_users = cache_ttl_s, cache_users
+        self.cache_hits = self.cache_misses = 0
         stored = store.counts()["ratings"]
         if stored and not self.folds_in:
             raise CasebookError(f"{model.name} cannot take the {stored} ratings stored in {store.path}",
@@ -144,10 +165,27 @@ class RecommendationService:
         self.replayed = store.replay_into(model)
 
     # -- reads (the hot path: no pandas, no store access) --
-    def recommend(self, user_id: int, k: int) -> dict[str, Any]:
+    def cached_recommendations(self, user_id: int, k: int) -> bytes | None:
+        entry = self._cache.get(user_id, {}).get(k)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        self.cache_hits += 1
+        return entry[1]
+
+    def recommendations(self, user_id: int, k: int) -> bytes:
+        """Rendered JSON of the user's top-k (a ``RecommendationsOut``), cached until the user rates."""
         with self._model_lock:
             recs = self.model.recommend(user_id, k)
-        return {"user_id": user_id, "model": self.model.name, "items": [self._scored(r) for r in recs]}
+            rendered = RecommendationsOut(user_id=user_id, model=self.model.name,
+                                          items=[self._scored(r) for r in recs]).model_dump_json().encode()
+            self.cache_misses += 1
+            if self.cache_ttl_s > 0:
+                # stored under the same lock hold as the computation, so a fold-in cannot slip in
+                # between and leave a stale entry behind
+                if user_id not in self._cache and len(self._cache) >= self.cache_users:
+                    self._cache.pop(next(iter(self._cache)))  # oldest user first
+                self._cache.setdefault(user_id, {})[k] = (time.monotonic() + self.cache_ttl_s, rendered)
+        return rendered
 
     def similar(self, item_id: int, k: int) -> dict[str, Any]:
         with self._model_lock:
@@ -160,7 +198,9 @@ class RecommendationService:
             users, items = len(self.model.user_ids_), len(self.model.item_ids_)
         return {"status": "ok", "model": self.model.name, "phase": self.model.phase, "users": users,
                 "items": items, "stored_users": counts["users"], "stored_ratings": counts["ratings"],
-                "replayed_ratings": self.replayed, "realtime_updates": self.folds_in}
+                "replayed_ratings": self.replayed, "realtime_updates": self.folds_in,
+                "cache": {"enabled": self.cache_ttl_s > 0, "users": len(self._cache), "hits": self.cache_hits,
+                          "misses": self.cache_misses}}
 
     # -- writes: validate, then store and fold in within one store transaction --
     def rate(self, user_id: int, rating: RatingIn) -> dict[str, Any]:
@@ -201,6 +241,7 @@ class RecommendationService:
         def fold_in(timestamps: np.ndarray) -> None:
             with self._model_lock:
                 self.model.fold_in(user_id, np.array(item_ids), np.array(ratings, dtype=np.float64), timestamps)
+                self._cache.pop(user_id, None)
         return fold_in
 
     def _require(self, capable: bool, what: str) -> None:
@@ -245,12 +286,13 @@ _ERRORS = {404: {"model": ErrorOut, "description": "unknown user or item"},
            400: {"model": ErrorOut, "description": "request the model cannot serve"}}
 
 
-def create_app(model: Recommender, items: pd.DataFrame | None, store_path: Path | str) -> FastAPI:
+def create_app(model: Recommender, items: pd.DataFrame | None, store_path: Path | str, *,
+               cache_ttl_s: float = 30.0, cache_users: int = 10_000) -> FastAPI:
     """A FastAPI app serving ``model``; ratings stored at ``store_path`` are replayed into it first
-    (the model object is updated in place)."""
+    (the model object is updated in place). ``cache_ttl_s=0`` turns the recommendation cache off."""
     store = RatingStore(store_path)
     try:
-        service = RecommendationService(model, items, store)
+        service = RecommendationService(model, items, store, cache_ttl_s=cache_ttl_s, cache_users=cache_users)
     except BaseException:
         store.close()
         raise
@@ -289,8 +331,11 @@ def create_app(model: Recommender, items: pd.DataFrame | None, store_path: Path 
 
     @app.get("/users/{user_id}/recommendations", response_model=RecommendationsOut, responses=_ERRORS,
              summary="Top-k unseen items for a user")
-    def recommendations(user_id: UserIdPath, k: K = 10) -> dict[str, Any]:
-        return service.recommend(user_id, k)
+    async def recommendations(user_id: UserIdPath, k: K = 10) -> Response:
+        rendered = service.cached_recommendations(user_id, k)
+        if rendered is None:
+            rendered = await run_in_threadpool(service.recommendations, user_id, k)
+        return Response(rendered, media_type="application/json")
 
     @app.get("/items/{item_id}/similar", response_model=SimilarOut, responses=_ERRORS,
              summary="Items most like an item")
@@ -340,13 +385,13 @@ def load_model(model_path: Path | str,
 def run(model_path: Path | str,
         model_class: type[Recommender] | Mapping[str, type[Recommender]] | None = None, *,
         items: pd.DataFrame | None = None, host: str = "127.0.0.1", port: int = 8000,
-        store_path: Path | str | None = None, log_level: str = "info") -> None:
+        store_path: Path | str | None = None, log_level: str = "info", cache_ttl_s: float = 30.0) -> None:
     """Serve a saved model with uvicorn (one worker: the model lives in this process's memory).
     The store defaults to ``<model file>.ratings.sqlite`` next to the model."""
     import uvicorn
 
     model = load_model(model_path, model_class)
     store_path = Path(store_path) if store_path is not None else Path(f"{model_path}.ratings.sqlite")
-    app = create_app(model, items, store_path)
+    app = create_app(model, items, store_path, cache_ttl_s=cache_ttl_s)
     # No access log: one log line per request costs more than computing a recommendation.
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, workers=1)
