@@ -5,7 +5,7 @@ Tables: (1) random 80/20 split, (2) per-user time split (last 20 % of each user'
 both with relevant = held-out rating >= 4 and every unseen item ranked; (3) the NCF protocol
 (leave-last-out, 99 sampled negatives).
 
-    .venv/bin/python benchmarks/recsys_ranking.py --json benchmarks/out/recsys_ranking.json
+    .venv/bin/python benchmarks/recsys_ranking.py --json docs/results/recsys_ranking.json
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(OURS), help="our models, comma-separated")
     parser.add_argument("--no-surprise", action="store_true", help="skip Surprise SVD (slow to rank)")
     parser.add_argument("--no-ncf", action="store_true", help="skip the NCF protocol table")
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/out/recsys_ranking.json"))
+    parser.add_argument("--json", type=Path, default=Path("docs/results/recsys_ranking.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
 
