@@ -1,13 +1,16 @@
 """Load test of the live recommendation service, on loopback only.
 
 Trains a model on the embedded MovieLens latest-small (or reuses --model-path), starts the real
-service in a subprocess (`python -m mlcasebook recsys serve`: uvicorn, one worker, a fresh rating
-store) on a free 127.0.0.1 port, and sends a fixed number of requests on an open-loop schedule:
+service in a subprocess (`mlcasebook.recsys.serve.run`: uvicorn, one worker, a fresh rating store)
+on a free 127.0.0.1 port, and sends a fixed number of requests on an open-loop schedule:
 request i leaves at t0 + i/rate whether or not earlier ones have been answered, so a slow server
 is not hidden by a client that waits for it. Latency is measured from the *scheduled* send time
 (queueing in the client counts against the server, as it would for real users). Requests go to
 random known users' recommendations; with --mixed, 5 % are POST ratings (stored durably and
 folded in), whose latency is reported apart. The server is stopped in every case.
+
+Besides latency it reports the server's CPU time per request (from /proc), which does not depend
+on what else the machine is running, and the service's cache hits (--cache-ttl 0 turns it off).
 
     .venv/bin/python benchmarks/recsys_load.py --model ease --rate 200 --duration 30 \\
         --json docs/results/recsys_load.json
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import signal
@@ -48,14 +52,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def serve(argv: list[str]) -> None:
+    """The server subprocess: MODEL_PATH PORT STORE DATASET CACHE_TTL_S."""
+    from mlcasebook.recsys.serve import run
+
+    model_path, port, store, dataset, cache_ttl_s = argv
+    run(Path(model_path), items=load_benchmark_data(dataset).items, host=HOST, port=int(port),
+        store_path=Path(store), log_level="warning", cache_ttl_s=float(cache_ttl_s))
+
+
 def start_server(model_path: Path, store_path: Path, port: int, dataset: str, log_path: Path,
-                 threads: int | None) -> subprocess.Popen:
+                 threads: int | None, cache_ttl_s: float) -> subprocess.Popen:
     env = os.environ.copy()
     if threads:
         env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                 "OPENBLAS_NUM_THREADS": str(threads)}
-    command = [sys.executable, "-m", "mlcasebook", "recsys", "serve", "--model", str(model_path),
-               "--host", HOST, "--port", str(port), "--store", str(store_path), "--dataset", dataset]
+    command = [sys.executable, __file__, "--serve", str(model_path), str(port), str(store_path), dataset,
+               str(cache_ttl_s)]
     log = log_path.open("wb")
     # A new session, so stopping it can signal the whole group (uvicorn and anything it spawned).
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -90,6 +103,15 @@ def wait_until_ready(server: subprocess.Popen, base_url: str, log_path: Path, ti
     raise RuntimeError(f"server not ready after {timeout_s:.0f} s:\n{_tail(log_path)}")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -106,23 +128,89 @@ def plan_requests(n: int, users: np.ndarray, items: np.ndarray, mixed: bool, k: 
             for u, i, r, post in zip(who, what, stars, posts, strict=True)]
 
 
-async def send_all(base_url: str, plan: list, rate: float, timeout_s: float) -> dict:
+class HttpxClient:
+    """The reference client (httpx.AsyncClient, keep-alive pool)."""
+
+    def __init__(self, port: int, timeout_s: float):
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        self.client = httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits, timeout=timeout_s)
+
+    async def request(self, method: str, path: str, body: dict | None) -> int:
+        try:
+            return (await self.client.request(method, path, json=body)).status_code
+        except httpx.HTTPError:
+            return 0
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class RawClient:
+    """Bare HTTP/1.1 keep-alive requests over asyncio streams. httpx spends ~1.6 ms of CPU per
+    request, about as much as the server; on a small machine that CPU is taken from the server
+    being measured. This client spends ~0.2 ms. It reads only the status and a Content-Length body,
+    which is all the service sends."""
+
+    KEEP_IDLE_S = 3.0  # uvicorn closes keep-alive connections idle for 5 s; never reuse one that old
+
+    def __init__(self, port: int, timeout_s: float):
+        self.port, self.timeout_s = port, timeout_s
+        self.idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def request(self, method: str, path: str, body: dict | None) -> int:
+        payload = b"" if body is None else json.dumps(body).encode()
+        message = (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._exchange(message)
+        except (OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError):
+            return 0
+
+    async def _exchange(self, message: bytes) -> int:
+        while self.idle:
+            idle_since, reader, writer = self.idle.pop()
+            if time.monotonic() - idle_since < self.KEEP_IDLE_S and not reader.at_eof():
+                break
+            writer.close()
+        else:
+            reader, writer = await asyncio.open_connection(HOST, self.port)
+        try:
+            writer.write(message)
+            header = (await reader.readuntil(b"\r\n\r\n")).lower()
+            status = int(header[9:12])
+            length = int(header.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if b"connection: close" in header:
+            writer.close()
+        else:
+            self.idle.append((time.monotonic(), reader, writer))
+        return status
+
+    async def aclose(self) -> None:
+        for _, _, writer in self.idle:
+            writer.close()
+
+
+CLIENTS = {"httpx": HttpxClient, "raw": RawClient}
+
+
+async def send_all(port: int, plan: list, rate: float, timeout_s: float, client_kind: str = "httpx") -> dict:
     n = len(plan)
     latency = np.full(n, np.nan)  # from the scheduled send time
     service = np.full(n, np.nan)  # from the actual send time
     lateness = np.zeros(n)  # how far behind schedule the client itself was
     status = np.zeros(n, dtype=np.int64)  # 0: transport error or timeout
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
+    client = CLIENTS[client_kind](port, timeout_s)
+    try:
         async def fire(i: int, scheduled: float) -> None:
-            method, path, body = plan[i]
             sent = time.perf_counter()
             lateness[i] = sent - scheduled
-            try:
-                response = await client.request(method, path, json=body)
-                status[i] = response.status_code
-            except httpx.HTTPError:
-                status[i] = 0
+            status[i] = await client.request(*plan[i])
             done = time.perf_counter()
             latency[i], service[i] = done - scheduled, done - sent
 
@@ -137,6 +225,8 @@ async def send_all(base_url: str, plan: list, rate: float, timeout_s: float) -> 
         sending_done = time.perf_counter()
         await asyncio.gather(*tasks)
         finished = time.perf_counter()
+    finally:
+        await client.aclose()
     return {"latency": latency, "service": service, "lateness": lateness, "status": status,
             "send_s": sending_done - start, "total_s": finished - start}
 
@@ -180,9 +270,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="requests sent first and not counted")
     parser.add_argument("--server-threads", type=int, default=None,
                         help="OMP/MKL/OpenBLAS threads in the server (default: library default)")
+    parser.add_argument("--cache-ttl", type=float, default=30.0,
+                        help="the service's recommendation cache lifetime, seconds (0: no cache)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="httpx",
+                        help="load generator: httpx.AsyncClient, or bare asyncio HTTP/1.1 (10x less client CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2:])
+        return
     args = parser.parse_args()
     if args.rate <= 0 or args.duration <= 0 or not 1 <= args.k <= 100:
         parser.error("--rate and --duration must be positive and --k within 1..100")
@@ -207,7 +304,7 @@ def main() -> None:
         port = free_port()
         log_path = scratch / "server.log"
         server = start_server(model_path, scratch / "ratings.sqlite", port, data.name, log_path,
-                              args.server_threads)
+                              args.server_threads, args.cache_ttl)
         base_url = f"http://{HOST}:{port}"
         try:
             started = time.perf_counter()
@@ -216,17 +313,22 @@ def main() -> None:
             rng = np.random.default_rng(args.seed)
             if args.warmup:
                 warm = plan_requests(args.warmup, users, items, False, args.k, rng)
-                asyncio.run(send_all(base_url, warm, args.rate, args.timeout))
+                asyncio.run(send_all(port, warm, args.rate, args.timeout, args.client))
             plan = plan_requests(int(round(args.rate * args.duration)), users, items, args.mixed, args.k, rng)
             console.print(f"{len(plan)} requests at {args.rate:g}/s to {base_url} "
                           f"({'mixed: 5 % ratings' if args.mixed else 'recommendations only'}) ...")
             load_avg_before = os.getloadavg()
-            result = asyncio.run(asyncio.wait_for(send_all(base_url, plan, args.rate, args.timeout),
+            cache_before = httpx.get(f"{base_url}/health", timeout=60).json()["cache"]
+            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+            result = asyncio.run(asyncio.wait_for(send_all(port, plan, args.rate, args.timeout, args.client),
                                                   timeout=args.duration + 10 * args.timeout + 30))
+            server_cpu = None if server_cpu is None else cpu_seconds(server.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
+            load_avg_after = os.getloadavg()
             try:  # an overloaded server may still be draining its backlog: wait, within reason
                 final_health = httpx.get(f"{base_url}/health", timeout=60).json()
             except httpx.HTTPError:
-                final_health = {"stored_ratings": None}
+                final_health = {"stored_ratings": None, "cache": cache_before}
             if server.poll() is not None:
                 raise RuntimeError(f"server died during the run:\n{_tail(log_path)}")
         finally:
@@ -238,8 +340,13 @@ def main() -> None:
               "model": health["model"], "dataset": data.name, "users": health["users"], "items": health["items"],
               "fit_s": None if fit_s is None else round(fit_s, 1), "server_startup_s": round(startup_s, 1),
               "stored_ratings_after": final_health["stored_ratings"],
+              "cache_hits": final_health["cache"]["hits"] - cache_before["hits"],
+              "cache_misses": final_health["cache"]["misses"] - cache_before["misses"],
+              "server_cpu_ms_per_request": None if server_cpu is None else round(server_cpu / len(plan) * 1000, 3),
+              "client_cpu_ms_per_request": round(client_cpu / len(plan) * 1000, 3),
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_avg_before": [round(x, 2) for x in load_avg_before],
+                          "load_avg_after": [round(x, 2) for x in load_avg_after],
                           "date": time.strftime("%Y-%m-%d %H:%M:%S")}} | summary
     show(report)
     if args.json:
@@ -252,6 +359,10 @@ def show(report: dict) -> None:
                   f"{report['items']} items): target {report['target_rate']:g}/s, sent at "
                   f"{report['achieved_send_rate']:g}/s, {report['throughput']:g} ok/s, "
                   f"{report['errors']} errors {report['errors_by_status'] or ''}")
+    console.print(f"  server CPU {report['server_cpu_ms_per_request']} ms/request, cache hits "
+                  f"{report['cache_hits']}, misses {report['cache_misses']}, load average before/after "
+                  f"{report['machine']['load_avg_before'][0]}/{report['machine']['load_avg_after'][0]} "
+                  f"on {report['machine']['cpus']} CPUs")
     for part in ("recommendations", "ratings"):
         row = report[part]
         if row.get("ok"):
