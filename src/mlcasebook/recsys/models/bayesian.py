@@ -22,7 +22,12 @@ average of ``μ + b_u + b_i + p_u·q_i`` over the samples kept after burn-in: av
 posterior, not a point estimate, is what makes the method strong on sparse data.
 
 Defaults were chosen on a validation split (20 %) carved from the training part of fold 0 of
-ML-100k's 5-fold CV (seed 0); the test folds were never looked at (see the benchmark).
+ML-100k's 5-fold CV (seed 0), never on a test fold. There, side features took the validation
+RMSE from 0.8875 to 0.8836 and implicit feedback from 0.8917 to 0.8836 (rank 10); λ = 1 beat
+0.2, 0.5, 2 and 4; at 200 sweeps rank 16 (0.8804) beat 5, 10 and 15, and rank 20 was no better
+(0.8810) for 1.7x the time; burn-in 30 is enough; keeping every third sample costs 0.0003.
+With the defaults (210 sweeps) the 5-fold CV RMSE is 0.874, against 0.919 for Surprise's SVD++
+in a fraction of its fit time (``benchmarks/recsys_rating.py``).
 """
 
 from __future__ import annotations
@@ -42,11 +47,9 @@ from .baselines import (
     append_empty_row,
     csr_from_arrays,
     csr_to_arrays,
-    item_titles,
     merge_user_row,
     rating_matrix,
     require,
-    require_non_negative,
     require_positive_int,
 )
 
@@ -248,13 +251,14 @@ class BayesianMF(Recommender):
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, users, items, ratings, data) -> None:
         require_positive_int(self.name, rank=self.rank, n_samples=self.n_samples, thin=self.thin)
-        require_non_negative(self.name, burn_in=self.burn_in)
+        require(isinstance(self.burn_in, int | np.integer) and not isinstance(self.burn_in, bool)
+                and self.burn_in >= 0, self.name, f"burn_in must be an integer >= 0, got {self.burn_in!r}",
+                "pass e.g. burn_in=30")
         require(isinstance(self.link_precision, int | float) and self.link_precision > 0, self.name,
                 f"link_precision must be a number > 0, got {self.link_precision!r}", "pass e.g. link_precision=0.5")
         n_users, n_items = len(self.user_ids_), len(self.item_ids_)
         self.history_ = rating_matrix(users, items, ratings, (n_users, n_items))
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
-        self.titles_ = item_titles(data, self.item_ids_)
         self.user_side_ = user_side_features(data.users if self.side_features else None, self.user_ids_)
         item_side = item_side_features(data.items if self.side_features else None, self.item_ids_)
         incidence = self.history_.copy()
@@ -367,8 +371,7 @@ class BayesianMF(Recommender):
                   "alpha_samples": self.alpha_samples_, "user_precision_samples": self.user_precision_samples_,
                   "user_link_samples": self.user_link_samples_, "item_prior_samples": self.item_prior_samples_}
         arrays |= csr_to_arrays(self.history_, "history") | csr_to_arrays(self.user_side_.tocsr(), "user_side")
-        return arrays, {"rating_range": list(self.rating_range_), "titles": self.titles_,
-                        "user_side_columns": int(self.user_side_.shape[1])}
+        return arrays, {"rating_range": list(self.rating_range_), "user_side_columns": int(self.user_side_.shape[1])}
 
     def _set_state(self, arrays, meta) -> None:
         for name in ("user_samples", "item_samples", "alpha_samples", "user_precision_samples",
@@ -378,7 +381,6 @@ class BayesianMF(Recommender):
         self.history_ = csr_from_arrays(arrays, "history", (n_users, n_items))
         self.user_side_ = csr_from_arrays(arrays, "user_side", (n_users, meta["user_side_columns"]))
         self.rating_range_ = tuple(meta["rating_range"])
-        self.titles_ = meta["titles"]
 
 
 def _stack_features(implicit: sp.csr_matrix | None, side: sp.csr_matrix) -> sp.csr_matrix:
