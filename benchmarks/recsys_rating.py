@@ -8,7 +8,7 @@ same run, one CPU thread for everyone (Surprise is single-threaded), Surprise SV
 Bayesian MF back to back so that load from other processes hits both alike.
 
     .venv/bin/python benchmarks/recsys_rating.py --json docs/results/recsys_rating.json
-    .venv/bin/python benchmarks/recsys_rating.py --quick        # smoke run, ~1 minute
+    .venv/bin/python benchmarks/recsys_rating.py --quick        # smoke run, ~2 minutes
 
 The Bayesian model's hyper-parameters were chosen on a validation split (20 %) carved from the
 training part of fold 0 only; no test fold was used for any choice.
