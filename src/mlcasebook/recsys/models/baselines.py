@@ -158,7 +158,9 @@ class BiasBaseline(Recommender):
     Surprise's defaults are ``reg_user=15``, ``reg_item=10``; ours (5 and 3) won a grid on a
     validation split carved from the training part of an ML-100k fold (val RMSE 0.9465 vs 0.9512).
     Ranking: the score is the predicted rating, so within one user items are ordered by ``b_i``
-    (a damped mean rating) — a "best rated" list that favours well-liked items with many ratings.
+    (a damped mean rating), the same "best rated" list for everyone. With light damping it is led
+    by films with a handful of glowing ratings: NDCG@10 0.054 on ML-100k's random 80/20 split,
+    against 0.171 for plain popularity.
     Fold-in re-solves the user's bias from all their ratings with item biases fixed.
     """
 

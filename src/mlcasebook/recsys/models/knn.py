@@ -120,38 +120,37 @@ class ItemKNN(Recommender):
         self.similarity_ = pearson_baseline_similarity(residuals, self.shrinkage, self.min_support)
 
     # ---- prediction -----------------------------------------------------------------------
-    def _neighbourhood(self, user: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For every target item, over the user's ``k`` most similar rated items with s_ij > 0:
+    def _neighbourhood(self, user: int, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For every target item (``None``: all items), over the user's ``k`` most similar rated items with s_ij > 0:
         Σ s_ij e_uj, Σ s_ij and how many neighbours there are."""
         row = self.history_.getrow(user)
         if row.nnz == 0:
-            zeros = np.zeros(len(targets))
+            zeros = np.zeros(len(self.item_ids_) if targets is None else len(targets))
             return zeros, zeros, zeros
         rated = row.indices
         residual = row.data - self.global_mean_ - self.user_bias_[user] - self.item_bias_[rated]
-        sims = self.similarity_[np.ix_(targets, rated)]
+        # a column gather is ~3x faster than np.ix_ when every item is a target (ranking)
+        sims = self.similarity_[:, rated] if targets is None else self.similarity_[np.ix_(targets, rated)]
         if len(rated) > self.k:
-            nearest = np.argpartition(-sims, self.k - 1, axis=1)[:, :self.k]
-            sims = np.take_along_axis(sims, nearest, axis=1)
-            residual = residual[nearest]
-        else:
-            residual = np.broadcast_to(residual, sims.shape)
+            # keep each row's k largest similarities: the k-th largest value by np.partition is ~9x
+            # faster than argpartition (a tie at that value may keep an extra, equally similar item)
+            kth = np.partition(sims, len(rated) - self.k, axis=1)[:, len(rated) - self.k]
+            sims = np.where(sims >= kth[:, None], sims, 0.0)
         weights = np.maximum(sims, 0.0).astype(np.float64)
-        return (weights * residual).sum(axis=1), weights.sum(axis=1), (weights > 0).sum(axis=1)
+        return weights @ residual, weights.sum(axis=1), (weights > 0).sum(axis=1)
 
-    def _neighbour_offsets(self, user: int, targets: np.ndarray) -> np.ndarray:
+    def _neighbour_offsets(self, user: int, targets: np.ndarray | None) -> np.ndarray:
         """KNNBaseline's correction Σ s_ij e_uj / Σ s_ij (0 with fewer than ``min_k`` neighbours)."""
         weighted, total, count = self._neighbourhood(user, targets)
         enough = (count >= self.min_k) & (total > 0)
         return np.where(enough, weighted / np.where(enough, total, 1.0), 0.0)
 
     def _score_users(self, users):
-        every_item = np.arange(len(self.item_ids_))
         if self.rank_by == "similarity":
-            return np.vstack([self._neighbourhood(int(user), every_item)[1] for user in users])
+            return np.vstack([self._neighbourhood(int(user), None)[1] for user in users])
         scores = self.global_mean_ + self.user_bias_[users, None] + self.item_bias_[None, :]
         for row, user in enumerate(users):
-            scores[row] += self._neighbour_offsets(int(user), every_item)
+            scores[row] += self._neighbour_offsets(int(user), None)
         return np.clip(scores, *self.rating_range_)
 
     def _predict(self, users, items):

@@ -17,6 +17,11 @@ closed form: with items fixed, the prediction is linear in ``(b_u, p_u)``, so on
 regression on the user's ratings is the exact regularised least-squares step. Its penalty
 ``fold_in_reg`` is per user, not per rating: Surprise's per-rating ``reg`` is tuned for SGD with
 early stopping and would leave a 5-rating newcomer almost unregularised.
+
+Both rank by predicted rating. That is what the Prize measured, and it makes poor top-10 lists:
+the item biases dominate, so the list is mostly the best-rated films overall (ML-100k random
+80/20 split: NDCG@10 0.067 for BiasedMF, 0.062 for SVD++, 0.171 for popularity, 0.38 for the
+implicit-feedback rankers in ``ranking``).
 """
 
 from __future__ import annotations

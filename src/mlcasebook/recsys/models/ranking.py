@@ -4,7 +4,8 @@ The Netflix Prize rewarded RMSE, but a service shows a top-10 list; models train
 items a person will pick beat rating predictors there by a wide margin. Each ranker turns the
 ratings into a binary users×items matrix ``X`` (a rating of at least ``min_rating`` counts as
 an interaction; ``None`` counts every rating — watching a film and rating it is itself the
-signal) and scores all items for a user.
+signal) and scores all items for a user. Counting every rating lost to a threshold on validation for all three
+rankers: a film someone rated 1 or 2 stars is not one to recommend more of.
 
 - ``ALSRanker``: Hu, Koren & Volinsky (2008) weighted matrix factorisation, via ``implicit``'s
   conjugate-gradient ALS. Fold-in: ``implicit``'s exact least-squares user solve.
@@ -15,8 +16,10 @@ signal) and scores all items for a user.
   new rating changes the next recommendation with no work at all.
 
 None of them predicts ratings (``predicts_ratings = False``).
-Defaults were tuned on a validation split carved from the training part of the random 80/20
-split of ML-100k (seed 0 → inner 80/20 with seed 1), NDCG@10 with full ranking.
+Defaults were tuned on validation splits carved from training data only: the training part of
+ML-100k's random 80/20 split (seed 0) split again 80/20 (seed 1), and the training part of the
+per-user time split split again by time; NDCG@10 over a full ranking, relevant = rating >= 4.
+The figures quoted below are those validation NDCG@10s (random / time).
 """
 
 from __future__ import annotations
@@ -115,8 +118,12 @@ class _ImplicitRanker(Recommender):
 
 class EASERanker(_ImplicitRanker):
     """Embarrassingly shallow autoencoder (Steck 2019): ridge regression of every item on all the
-    others with a zero diagonal, solved in closed form. Dense items×items: 1.7k items take a
-    fraction of a second, 9k items ~30 s and 330 MB (float32 storage)."""
+    others with a zero diagonal, solved in closed form. Dense items×items: 1.7k items take about a
+    second, 9k items tens of seconds and 330 MB (float32 storage).
+
+    ``l2=300, min_rating=4`` had the best mean validation NDCG@10 (0.235 / 0.155); every rating
+    counted gave 0.224 / 0.145.
+    """
 
     name = "ease"
 
@@ -159,7 +166,12 @@ class EASERanker(_ImplicitRanker):
 class ALSRanker(_ImplicitRanker):
     """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) through ``implicit``'s CPU solver, one
     thread and a fixed seed so that a run is reproducible. ``alpha`` scales the confidence of an
-    observed interaction (``implicit`` uses ``c_ui = alpha · x_ui``)."""
+    observed interaction (``implicit`` uses ``c_ui = alpha · x_ui``).
+
+    ``factors=64, regularization=50, alpha=10, min_rating=3`` had the best mean validation NDCG@10
+    (0.243 / 0.148); ``implicit``'s defaults (regularization 0.01, alpha 1, every rating) gave
+    0.170 / 0.135. Re-solving every user by fold-in reproduces the trained model exactly.
+    """
 
     name = "als"
 
@@ -227,7 +239,14 @@ class ALSRanker(_ImplicitRanker):
 class BPRRanker(_ImplicitRanker):
     """Bayesian personalised ranking (Rendle et al. 2009) through ``implicit``'s CPU SGD, one
     thread and a fixed seed. ``implicit`` appends an item-bias column to the item factors (and a
-    constant 1 to the user factors), which the fold-in keeps fixed."""
+    constant 1 to the user factors), which the fold-in keeps fixed.
+
+    ``factors=16, learning_rate=0.01, regularization=0.001, iterations=40, min_rating=3`` won the
+    validation grid (0.181 / 0.121); more epochs overfit (64 factors, 100 epochs: 0.130). The
+    fold-in solves the BPR objective to convergence: re-solving every ML-100k user from their
+    training items gave test NDCG@10 0.309 against 0.291 for the SGD-trained vectors, at
+    ~0.15 s per user.
+    """
 
     name = "bpr"
 
