@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
@@ -118,8 +119,9 @@ class _ImplicitRanker(Recommender):
 
 class EASERanker(_ImplicitRanker):
     """Embarrassingly shallow autoencoder (Steck 2019): ridge regression of every item on all the
-    others with a zero diagonal, solved in closed form. Dense items×items: 1.7k items take about a
-    second, 9k items tens of seconds and 330 MB (float32 storage).
+    others with a zero diagonal, solved in closed form over the items anyone interacted with.
+    Dense: ML-100k (1.6k items) takes about a second; MovieLens-small (6.2k active items of 9k)
+    ~20 s and 150 MB of float32 weights.
 
     ``l2=300, min_rating=4`` had the best mean validation NDCG@10 (0.235 / 0.155); every rating
     counted gave 0.224 / 0.145.
@@ -136,31 +138,52 @@ class EASERanker(_ImplicitRanker):
                 f"l2 must be a positive number, got {self.l2!r}", "pass e.g. l2=300")
 
     def _fit_interactions(self, interactions):
-        gram = (interactions.T @ interactions).toarray().astype(np.float64)
+        # items nobody interacted with have no weights (their row and column of B would be 0):
+        # leaving them out shrinks the cubic solve, e.g. 9,066 -> 6,170 films on MovieLens-small
+        self.active_items_ = np.flatnonzero(interactions.getnnz(axis=0) > 0)
+        active = interactions[:, self.active_items_]
+        gram = (active.T @ active).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
-        precision = np.linalg.inv(gram)
-        weights = -precision / np.diag(precision)[None, :]
+        # the Gram matrix is symmetric positive definite: a Cholesky inverse (LAPACK potrf + potri)
+        # costs about half of a general inverse
+        chol, info = lapack.dpotrf(gram, lower=False, overwrite_a=True)
+        require(info == 0, self.name, "the regularised Gram matrix is not positive definite", "raise l2")
+        precision, _ = lapack.dpotri(chol, lower=False, overwrite_c=True)
+        precision = np.triu(precision)
+        precision += np.triu(precision, 1).T
+        weights = precision / -np.diag(precision)[None, :]
         np.fill_diagonal(weights, 0.0)
         self.weights_ = weights.astype(np.float32)
+        self._index_active()
+
+    def _index_active(self) -> None:
+        self._active_position = np.full(len(self.item_ids_), -1)
+        self._active_position[self.active_items_] = np.arange(len(self.active_items_))
 
     def _score_users(self, users):
-        return np.asarray(self.interactions_[users] @ self.weights_)
+        scores = np.zeros((len(users), len(self.item_ids_)), dtype=np.float32)
+        scores[:, self.active_items_] = self.interactions_[users][:, self.active_items_] @ self.weights_
+        return scores
 
     def _contributions(self, user, item, liked):
-        return self.weights_[liked, item]
-
-    def _item_vectors(self):
-        return self.weights_
+        column, rows = self._active_position[item], self._active_position[liked]
+        if column < 0:
+            return np.zeros(len(liked))
+        return np.where(rows >= 0, self.weights_[np.maximum(rows, 0), column], -np.inf)
 
     def _item_similarities(self, item):
         # row ``item`` of B: how strongly liking ``item`` predicts each other item
-        return self.weights_[item].astype(np.float64)
+        similarities = np.zeros(len(self.item_ids_))
+        if self._active_position[item] >= 0:
+            similarities[self.active_items_] = self.weights_[self._active_position[item]]
+        return similarities
 
     def _state_arrays(self):
-        return {"weights": self.weights_}
+        return {"weights": self.weights_, "active_items": self.active_items_}
 
     def _restore(self, arrays):
-        self.weights_ = arrays["weights"]
+        self.weights_, self.active_items_ = arrays["weights"], arrays["active_items"]
+        self._index_active()
 
 
 class ALSRanker(_ImplicitRanker):
