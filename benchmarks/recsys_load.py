@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -57,8 +58,22 @@ def serve(argv: list[str]) -> None:
     from mlcasebook.recsys.serve import run
 
     model_path, port, store, dataset, cache_ttl_s = argv
+    watch_parent()
     run(Path(model_path), items=load_benchmark_data(dataset).items, host=HOST, port=int(port),
         store_path=Path(store), log_level="warning", cache_ttl_s=float(cache_ttl_s))
+
+
+def watch_parent() -> None:
+    """Stop this server if the benchmark that started it dies (even by SIGKILL, when its own
+    clean-up cannot run): a load-test server must never outlive its test."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)  # uvicorn's clean shutdown
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def start_server(model_path: Path, store_path: Path, port: int, dataset: str, log_path: Path,
@@ -133,12 +148,14 @@ class HttpxClient:
 
     def __init__(self, port: int, timeout_s: float):
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        self.timeout_s = timeout_s
         self.client = httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits, timeout=timeout_s)
 
     async def request(self, method: str, path: str, body: dict | None) -> int:
-        try:
-            return (await self.client.request(method, path, json=body)).status_code
-        except httpx.HTTPError:
+        try:  # httpx's own timeout is per phase (pool wait, connect, read); this one bounds the whole request
+            async with asyncio.timeout(self.timeout_s):
+                return (await self.client.request(method, path, json=body)).status_code
+        except (httpx.HTTPError, TimeoutError):
             return 0
 
     async def aclose(self) -> None:
@@ -199,18 +216,27 @@ class RawClient:
 CLIENTS = {"httpx": HttpxClient, "raw": RawClient}
 
 
-async def send_all(port: int, plan: list, rate: float, timeout_s: float, client_kind: str = "httpx") -> dict:
+async def send_all(port: int, plan: list, rate: float, timeout_s: float, client_kind: str = "httpx",
+                   max_in_flight: int = 256) -> dict:
+    """Send ``plan`` on schedule. A request due while ``max_in_flight`` are still unanswered is not
+    sent and counts as an error ("dropped"): past that point the server (or this client) cannot
+    keep up, and queueing thousands of requests would only make the client itself collapse."""
     n = len(plan)
     latency = np.full(n, np.nan)  # from the scheduled send time
     service = np.full(n, np.nan)  # from the actual send time
     lateness = np.zeros(n)  # how far behind schedule the client itself was
-    status = np.zeros(n, dtype=np.int64)  # 0: transport error or timeout
+    status = np.zeros(n, dtype=np.int64)  # 0: transport error or timeout, -1: dropped
     client = CLIENTS[client_kind](port, timeout_s)
+    in_flight = 0
     try:
         async def fire(i: int, scheduled: float) -> None:
+            nonlocal in_flight
             sent = time.perf_counter()
             lateness[i] = sent - scheduled
-            status[i] = await client.request(*plan[i])
+            try:
+                status[i] = await client.request(*plan[i])
+            finally:
+                in_flight -= 1
             done = time.perf_counter()
             latency[i], service[i] = done - scheduled, done - sent
 
@@ -221,14 +247,27 @@ async def send_all(port: int, plan: list, rate: float, timeout_s: float, client_
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if in_flight >= max_in_flight:
+                status[i] = -1
+                continue
+            in_flight += 1
             tasks.append(asyncio.create_task(fire(i, scheduled)))
         sending_done = time.perf_counter()
-        await asyncio.gather(*tasks)
+        # Every request has its own timeout; this bound only guards against a client that fell so
+        # far behind that requests are still waiting to start. What is left then counts as errors.
+        _, unfinished = await asyncio.wait(tasks, timeout=timeout_s + 5) if tasks else (set(), set())
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
         finished = time.perf_counter()
     finally:
         await client.aclose()
     return {"latency": latency, "service": service, "lateness": lateness, "status": status,
-            "send_s": sending_done - start, "total_s": finished - start}
+            "send_s": sending_done - start, "total_s": finished - start, "unfinished": len(unfinished)}
+
+
+def _status_name(status: int) -> str:
+    return {0: "transport/timeout", -1: "dropped (too many in flight)"}.get(int(status), str(status))
 
 
 def summarise(result: dict, plan: list, rate: float) -> dict:
@@ -250,9 +289,8 @@ def summarise(result: dict, plan: list, rate: float) -> dict:
     return {"target_rate": rate, "requests": n,
             "achieved_send_rate": round((n - 1) / max(result["send_s"], 1e-9), 1),
             "throughput": round(int(ok.sum()) / max(result["total_s"], 1e-9), 1),
-            "errors": int((~ok).sum()),
-            "errors_by_status": {("transport" if s == 0 else str(s)): int(c) for s, c in zip(statuses, counts,
-                                                                                              strict=True)},
+            "errors": int((~ok).sum()), "unfinished_at_deadline": result["unfinished"],
+            "errors_by_status": {_status_name(s): int(c) for s, c in zip(statuses, counts, strict=True)},
             "client_lateness_p99_ms": round(float(np.percentile(result["lateness"], 99) * 1000), 2),
             "all": percentiles(np.ones(n, dtype=bool)), "recommendations": percentiles(~posts),
             "ratings": percentiles(posts)}
@@ -281,6 +319,8 @@ def main() -> None:
         serve(sys.argv[2:])
         return
     args = parser.parse_args()
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the `finally` that stops the server runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.rate <= 0 or args.duration <= 0 or not 1 <= args.k <= 100:
         parser.error("--rate and --duration must be positive and --k within 1..100")
 
@@ -320,8 +360,7 @@ def main() -> None:
             load_avg_before = os.getloadavg()
             cache_before = httpx.get(f"{base_url}/health", timeout=60).json()["cache"]
             server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-            result = asyncio.run(asyncio.wait_for(send_all(port, plan, args.rate, args.timeout, args.client),
-                                                  timeout=args.duration + 10 * args.timeout + 30))
+            result = asyncio.run(send_all(port, plan, args.rate, args.timeout, args.client))
             server_cpu = None if server_cpu is None else cpu_seconds(server.pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
             load_avg_after = os.getloadavg()
@@ -354,6 +393,10 @@ def main() -> None:
         console.print(f"wrote {args.json}")
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def show(report: dict) -> None:
     console.print(f"[bold]{report['model']}[/bold] on {report['dataset']} ({report['users']} users, "
                   f"{report['items']} items): target {report['target_rate']:g}/s, sent at "
@@ -371,4 +414,8 @@ def show(report: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        console.print("interrupted; the server was stopped")
+        sys.exit(130)
