@@ -24,7 +24,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from mlcasebook.core.errors import CasebookError  # noqa: E402
 from mlcasebook.recsys.data import RatingData  # noqa: E402
 from mlcasebook.recsys.models.base import Recommender  # noqa: E402
-from mlcasebook.recsys.serve import create_app, load_model  # noqa: E402
+from mlcasebook.recsys.models.registry import load_model  # noqa: E402
+from mlcasebook.recsys.serve import create_app  # noqa: E402
 from mlcasebook.recsys.store import RatingStore  # noqa: E402
 
 

@@ -169,13 +169,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
     port: int = typer.Option(8000, help="TCP port."),
     store: Path = typer.Option(Path("models/ratings.sqlite"), help="SQLite file where new ratings are kept."),
+    cache_ttl: float = typer.Option(30.0, help="Seconds a user's rendered list is reused (a new rating of theirs "
+                                    "drops it at once); 0 switches the cache off."),
     dataset: str = typer.Option("movielens-small", help="Dataset the model was trained on (for titles)."),
     data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:
     """Start the recommendation API (FastAPI + uvicorn; OpenAPI docs at /docs)."""
     from .serve import run
 
-    run(model_path, items=_load(dataset, data_dir, False).items, host=host, port=port, store_path=store)
+    run(model_path, items=_load(dataset, data_dir, False).items, host=host, port=port, store_path=store,
+        cache_ttl_s=cache_ttl)
 
 
 def _print_recommendations(recommendations, items, title: str) -> None:

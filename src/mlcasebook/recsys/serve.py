@@ -361,36 +361,16 @@ def create_app(model: Recommender, items: pd.DataFrame | None, store_path: Path 
     return app
 
 
-def load_model(model_path: Path | str,
-               model_class: type[Recommender] | Mapping[str, type[Recommender]] | None = None) -> Recommender:
-    """Load a saved model. ``model_class`` is its class, or a mapping of model names to classes
-    (the checkpoint names its model), or None to ask ``models.registry.model_class``."""
-    if isinstance(model_class, type):
-        return model_class.load(model_path)
-    from ..core.checkpoint import load_checkpoint
-
-    name = load_checkpoint(model_path)[1].get("model")
-    if model_class is None:
-        try:
-            from .models.registry import model_class as lookup
-        except ImportError as exc:
-            raise CasebookError("no model registry yet to find the class of a saved model",
-                                hint="pass the model class to run()/load_model()") from exc
-        return lookup(name).load(model_path)
-    if name not in model_class:
-        raise CasebookError(f"{model_path} holds a '{name}' model", hint=f"known models: {sorted(model_class)}")
-    return model_class[name].load(model_path)
-
-
-def run(model_path: Path | str,
-        model_class: type[Recommender] | Mapping[str, type[Recommender]] | None = None, *,
+def run(model_path: Path | str, model_classes: Mapping[str, type[Recommender]] | None = None, *,
         items: pd.DataFrame | None = None, host: str = "127.0.0.1", port: int = 8000,
         store_path: Path | str | None = None, log_level: str = "info", cache_ttl_s: float = 30.0) -> None:
     """Serve a saved model with uvicorn (one worker: the model lives in this process's memory).
     The store defaults to ``<model file>.ratings.sqlite`` next to the model."""
     import uvicorn
 
-    model = load_model(model_path, model_class)
+    from .models.registry import load_model
+
+    model = load_model(model_path, model_classes)
     store_path = Path(store_path) if store_path is not None else Path(f"{model_path}.ratings.sqlite")
     app = create_app(model, items, store_path, cache_ttl_s=cache_ttl_s)
     # No access log: one log line per request costs more than computing a recommendation.

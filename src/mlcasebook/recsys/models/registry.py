@@ -7,6 +7,7 @@ not load for another.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
 from ...core.errors import CasebookError
 from .base import Recommender
@@ -34,9 +35,14 @@ def model_class(name: str) -> type[Recommender]:
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
-def load_model(path) -> Recommender:
-    """Load a saved model of any registered kind (the checkpoint records its name)."""
+def load_model(path, classes: Mapping[str, type[Recommender]] | None = None) -> Recommender:
+    """Load a saved model; the checkpoint records its name, looked up in ``classes`` when given
+    (e.g. a model of your own) or else in this registry."""
     from ...core.checkpoint import load_checkpoint
 
-    _, meta = load_checkpoint(path)
-    return model_class(meta.get("model", "?")).load(path)
+    name = load_checkpoint(path)[1].get("model", "?")
+    if classes is None:
+        return model_class(name).load(path)
+    if name not in classes:
+        raise CasebookError(f"{path} holds a '{name}' model", hint=f"known models: {sorted(classes)}")
+    return classes[name].load(path)
