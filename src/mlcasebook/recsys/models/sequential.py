@@ -39,6 +39,14 @@ EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 CONTEXT_SIZES = {"rating": N_RATING_BUCKETS, "hour": N_HOURS + 1, "weekday": N_WEEKDAYS + 1, "gap": N_GAP_BUCKETS}
 
 
+def preference(ratings: np.ndarray) -> np.ndarray:
+    """How much a rating says the user liked the item, 0..1 on a 5-star scale: 2 stars or less
+    count nothing, 5 stars fully. As EASE input it beats liked-or-not (>= 4) and rated-or-not
+    (validation NDCG@10 on ML-100k, l2 = 300: 0.248 vs 0.235 and 0.224, random split carved
+    from training; 0.159 vs 0.155 and 0.145 on a time split)."""
+    return np.clip((ratings - 2.0) / 3.0, 0.0, 1.0)
+
+
 def event_context(ratings: np.ndarray, stamps: np.ndarray, previous_stamps: np.ndarray,
                   is_first: np.ndarray) -> dict[str, np.ndarray]:
     """Context buckets of events (all >= 1; 0 is padding). ``previous_stamps`` holds the time of
@@ -81,8 +89,11 @@ class _Network(nn.Module):
     """Event embeddings -> causal Transformer -> scores over the catalogue."""
 
     def __init__(self, n_items: int, dim: int, layers: int, heads: int, max_len: int, dropout: float,
-                 use_context: bool, item_item: bool, wide: bool):
+                 use_context: bool, item_item: bool, wide: bool, bag_items: torch.Tensor):
         super().__init__()
+        # the items the bag terms cover (the most rated ones; all of a small catalogue)
+        self.register_buffer("bag_items", bag_items)
+        n_bag = len(bag_items)
         self.use_context = use_context
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.position = nn.Embedding(max_len, dim)
@@ -98,7 +109,7 @@ class _Network(nn.Module):
                 table.weight.data[0].zero_()
         # Full-rank item-to-item weights over the bag of items read so far (EASE's form, Steck
         # 2019), learned jointly: attention generalises, this term memorises co-occurrence.
-        self.item_item = nn.Parameter(torch.zeros(n_items, n_items)) if item_item else None
+        self.item_item = nn.Parameter(torch.zeros(n_bag, n_bag)) if item_item else None
         # log of the weight of the wide (closed-form EASE) scores; learned with everything else
         self.wide_scale = nn.Parameter(torch.tensor(float(np.log(10.0)))) if wide else None
 
@@ -121,23 +132,26 @@ class _Network(nn.Module):
         return self.norm(x)
 
     def scores(self, states: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
-        """Scores of states (M, dim) plus the item-item and wide parts (M, n_items) if any."""
+        """Scores of states (M, dim) plus the item-item and wide parts (M, n_bag) if any."""
         out = states @ self.item.weight[1:].T + self.item_bias
-        return out if extra is None else out + extra
+        if extra is None:
+            return out
+        return out + extra if len(self.bag_items) == out.shape[1] else out.index_add(1, self.bag_items, extra)
 
-    def bag_scores(self, items: torch.Tensor, counts: torch.Tensor | None, wide: torch.Tensor | None,
+    def bag_scores(self, slots: torch.Tensor, counts: torch.Tensor | None, wide: torch.Tensor | None,
                    per_state: bool) -> torch.Tensor | None:
-        """Item-item scores from the bag of items read, plus the weighted wide scores.
+        """Item-item scores from the bag of items read, plus the weighted wide scores, over the
+        bag items. ``slots`` (B, T): each event's place among the bag items + 1 (0: none).
 
         Per state (training): the rows of the window's items summed up to each state (a
         cumulative sum, O(T n) per user, where a bag @ W product is O(T n^2)) plus ``counts``
-        (B, n_items), the user's items before the window; the result is (B, T, n_items).
-        Per user (inference): ``counts`` is the whole bag; the result is (B, n_items)."""
+        (B, n_bag), the user's items before the window; the result is (B, T, n_bag).
+        Per user (inference): ``counts`` is the whole bag; the result is (B, n_bag)."""
         out = None
         if self.item_item is not None:
             out = counts @ self.item_item
             if per_state:
-                rows = F.pad(self.item_item, (0, 0, 1, 0))[items]  # padding (index 0) adds a zero row
+                rows = F.pad(self.item_item, (0, 0, 1, 0))[slots]  # slot 0 reads a zero row
                 out = rows.cumsum(1) + out[:, None]
         if self.wide_scale is not None:
             weighted = self.wide_scale.exp() * wide
@@ -170,8 +184,9 @@ class SequentialRecommender(Recommender):
                  dropout: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 64,
                  max_epochs: int = 60, patience: int = 5, drop_fraction: float = 0.2, missing_weight: float = 1.0,
                  val_fraction: float = 0.1, use_context: bool = True, item_item: bool = True,
-                 item_item_l2: float = 0.0, wide_l2: float | None = 300.0, wide_min_rating: float = 4.0,
-                 wide_folds: int = 5, seed: int = 0, verbose: bool = False):
+                 item_item_l2: float = 0.0, wide_l2: float | None = 300.0, wide_folds: int = 5,
+                 bag_items: int = 3000, validation: str = "future", seed: int = 0,
+                 verbose: bool = False):
         self.dim = dim
         self.layers = layers
         self.heads = heads
@@ -189,8 +204,9 @@ class SequentialRecommender(Recommender):
         self.item_item = item_item
         self.item_item_l2 = item_item_l2
         self.wide_l2 = wide_l2
-        self.wide_min_rating = wide_min_rating
         self.wide_folds = wide_folds
+        self.bag_items = bag_items
+        self.validation = validation
         self.seed = seed
         self.verbose = verbose
 
@@ -201,6 +217,9 @@ class SequentialRecommender(Recommender):
                             hint="load data through mlcasebook.recsys.data, which keeps timestamps")
         if self.dim % self.heads:
             raise CasebookError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
+        if self.validation not in ("future", "missing"):
+            raise CasebookError(f"validation must be 'future' or 'missing', got {self.validation!r}",
+                                hint="'future': each user's last events; 'missing': random ones (a random split)")
         stamps = data.ratings["timestamp"].to_numpy(dtype=np.int64)
         # the user's events in time order; ties keep the table's row order
         order = np.lexsort((np.arange(len(users)), stamps, users))
@@ -209,31 +228,64 @@ class SequentialRecommender(Recommender):
         self.seq_items_ = items[order].astype(np.int64)
         self.seq_ratings_ = ratings[order].astype(np.float64)
         self.seq_times_ = stamps[order]
+        # the bag terms cover the most rated items: item x item weights grow with the square
+        popular = np.argsort(-np.bincount(items, minlength=len(self.item_ids_)), kind="stable")
+        self.bag_items_ = np.sort(popular[:self.bag_items])
 
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self.network_ = self._new_network()
-        # Validation: each user's last events (10 %, at least one; users with >= 5 events) are
-        # held out of training; the model reads everything before them.
-        n_val = np.where(counts >= 5, np.maximum(1, np.floor(counts * self.val_fraction)), 0).astype(np.int64)
-        train_ends = self.offsets_[1:] - n_val
-        if self.wide_l2 is not None:
-            self._prepare_wide(train_ends, rng)
-        self.history_ = self._train(train_ends, self._validation_targets(train_ends, n_val), rng)
+        held_out = self._validation_events(counts, rng)
+        val = self._validation_targets(held_out)
+        full = self.offsets_, self.seq_items_, self.seq_ratings_, self.seq_times_
+        self._keep_events(~held_out)  # the training view: validation events vanish
+        try:
+            if self.wide_l2 is not None:
+                self._prepare_wide(rng)
+            self.history_ = self._train(val, rng)
+        finally:
+            self.offsets_, self.seq_items_, self.seq_ratings_, self.seq_times_ = full
+            self.__dict__.pop("_fold_weights", None)
+            self.__dict__.pop("_user_fold", None)
         if self.wide_l2 is not None:  # inference reads every training event
-            self.wide_weights_ = _ease_weights(self._liked_counts(np.arange(len(self.user_ids_)),
-                                                                  self.offsets_[1:]), self.wide_l2)
-            del self._fold_weights, self._user_fold
+            self.wide_weights_ = _ease_weights(self._liked_counts(np.arange(len(self.user_ids_)), self.offsets_[1:]),
+                                               self.wide_l2)
 
     def _new_network(self) -> _Network:
         return _Network(len(self.item_ids_), self.dim, self.layers, self.heads, self.max_len, self.dropout,
-                        self.use_context, self.item_item, self.wide_l2 is not None)
+                        self.use_context, self.item_item, self.wide_l2 is not None, torch.from_numpy(self.bag_items_))
 
-    def _prepare_wide(self, train_ends: np.ndarray, rng: np.random.Generator) -> None:
-        """EASE weights from the training part: one per user fold, fitted without that fold's
+    def _validation_events(self, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Events held out for early stopping: each user's last ``val_fraction`` (``validation``
+        "future": what a live recommender predicts, and a time split tests) or a random
+        ``val_fraction`` ("missing": what a random split tests). Users with >= 5 events only."""
+        eligible = np.repeat(counts >= 5, counts)
+        rank = _ragged_arange(counts)
+        n_tail = np.repeat(np.maximum(1, np.floor(counts * self.val_fraction)).astype(np.int64), counts)
+        tail = rank >= np.repeat(counts, counts) - n_tail
+        holes = rng.random(len(rank)) < self.val_fraction
+        return eligible & (tail if self.validation == "future" else holes)
+
+    def _validation_targets(self, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Users with a liked (>= 4 stars) held-out item, and those items as a boolean matrix."""
+        users = np.repeat(np.arange(len(self.user_ids_)), np.diff(self.offsets_))
+        liked = held_out & (self.seq_ratings_ >= 4.0)
+        relevant = np.zeros((len(self.user_ids_), len(self.item_ids_)), dtype=bool)
+        relevant[users[liked], self.seq_items_[liked]] = True
+        rows = np.flatnonzero(relevant.any(axis=1))
+        return rows, relevant[rows]
+
+    def _keep_events(self, keep: np.ndarray) -> None:
+        users = np.repeat(np.arange(len(self.user_ids_)), np.diff(self.offsets_))
+        self.offsets_ = np.concatenate([[0], np.cumsum(np.bincount(users[keep], minlength=len(self.user_ids_)))])
+        self.seq_items_, self.seq_ratings_ = self.seq_items_[keep], self.seq_ratings_[keep]
+        self.seq_times_ = self.seq_times_[keep]
+
+    def _prepare_wide(self, rng: np.random.Generator) -> None:
+        """EASE weights from the training events: one per user fold, fitted without that fold's
         users (what the deep part trains against), and one from all users (for validation)."""
         n_users = len(self.user_ids_)
-        liked = self._liked_counts(np.arange(n_users), train_ends)
+        liked = self._liked_counts(np.arange(n_users), self.offsets_[1:])
         self._user_fold = rng.permutation(n_users) % max(2, self.wide_folds)
         folds = [_ease_weights(liked[self._user_fold != fold], self.wide_l2)
                  for fold in range(self._user_fold.max() + 1)]
@@ -243,27 +295,26 @@ class SequentialRecommender(Recommender):
         self.wide_weights_ = _ease_weights(liked, self.wide_l2)
 
     def _liked_counts(self, users: np.ndarray, ends: np.ndarray) -> sp.csr_matrix:
-        """(len(users), n_items) indicators of the items each user rated >= ``wide_min_rating``
-        among their events before ``ends``."""
+        """(len(users), n_items) preference weights of each user's events before ``ends``."""
         starts = self.offsets_[users]
         pos = np.repeat(starts, ends - starts) + _ragged_arange(ends - starts)
         rows = np.repeat(np.arange(len(users)), ends - starts)
-        liked = self.seq_ratings_[pos] >= self.wide_min_rating
-        return sp.csr_matrix((np.ones(int(liked.sum()), dtype=np.float32), (rows[liked], self.seq_items_[pos][liked])),
-                             shape=(len(users), len(self.item_ids_)))
+        return self._bag_counts(rows, self.seq_items_[pos], preference(self.seq_ratings_[pos]), len(users))
 
-    def _validation_targets(self, train_ends: np.ndarray, n_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        users = np.flatnonzero(n_val)
-        pos = np.repeat(train_ends[users], n_val[users]) + _ragged_arange(n_val[users])
-        liked = self.seq_ratings_[pos] >= 4.0
-        rows = np.repeat(np.arange(len(users)), n_val[users])
-        relevant = np.zeros((len(users), len(self.item_ids_)), dtype=bool)
-        relevant[rows[liked], self.seq_items_[pos][liked]] = True
-        keep = relevant.any(axis=1)
-        return users[keep], relevant[keep]
+    def _bag_slots(self) -> np.ndarray:
+        """Each item's place among the bag items + 1; 0 for items outside."""
+        slots = np.zeros(len(self.item_ids_), dtype=np.int64)
+        slots[self.bag_items_] = np.arange(1, len(self.bag_items_) + 1)
+        return slots
 
-    def _train(self, train_ends: np.ndarray, val: tuple[np.ndarray, np.ndarray],
-               rng: np.random.Generator) -> list[dict[str, float]]:
+    def _bag_counts(self, rows: np.ndarray, items: np.ndarray, weights: np.ndarray, n_rows: int) -> sp.csr_matrix:
+        """(n_rows, n_bag) sums of ``weights`` of bag items; other items drop out."""
+        slots = self._bag_slots()[items]
+        keep = (slots > 0) & (weights != 0)
+        return sp.csr_matrix((weights[keep].astype(np.float32), (rows[keep], slots[keep] - 1)),
+                             shape=(n_rows, len(self.bag_items_)))
+
+    def _train(self, val: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> list[dict[str, float]]:
         net = self.network_
         item_item = [] if net.item_item is None else [net.item_item]
         scale = [] if net.wide_scale is None else [net.wide_scale]
@@ -272,12 +323,15 @@ class SequentialRecommender(Recommender):
                                 {"params": item_item, "weight_decay": self.item_item_l2},
                                 # one scalar that must travel far from its start: a larger step
                                 {"params": scale, "lr": 10 * self.lr}], lr=self.lr)
-        starts = self.offsets_[:-1]
+        starts, train_ends = self.offsets_[:-1], self.offsets_[1:]
         trainable = np.flatnonzero(train_ends - starts >= 2)
         if len(trainable) == 0:
             raise DataError("no user has two or more ratings to learn a sequence from",
                             hint="the sequential model needs users with several timestamped ratings")
-        best, best_state, history, waited = -np.inf, copy.deepcopy(net.state_dict()), [], 0
+        # epoch 0, the untrained deep part over the wide one, competes too: on a random split
+        # training the deep part can only hurt, and validation says so
+        best = self._validation_ndcg(val) if len(val[0]) else -np.inf
+        best_state, history, waited = copy.deepcopy(net.state_dict()), [{"epoch": 0, "val_ndcg@10": best}], 0
         with bar(self.max_epochs, f"{self.name}: epochs") as advance:
             for epoch in range(self.max_epochs):
                 tick = time.perf_counter()
@@ -289,10 +343,11 @@ class SequentialRecommender(Recommender):
                     loss.backward()
                     opt.step()
                     total += loss.item() * len(chunk)
-                score = self._validation_ndcg(train_ends, val) if len(val[0]) else -total
+                score = self._validation_ndcg(val) if len(val[0]) else -total
                 history.append({"epoch": epoch + 1, "loss": total / len(trainable), "val_ndcg@10": score,
-                                "seconds": time.perf_counter() - tick}
-                               | ({} if net.wide_scale is None else {"wide_weight": float(net.wide_scale.exp())}))
+                                "seconds": time.perf_counter() - tick})
+                if net.wide_scale is not None:
+                    history[-1]["wide_weight"] = float(net.wide_scale.detach().exp())
                 if self.verbose:
                     print(history[-1], flush=True)
                 advance(1)
@@ -353,7 +408,7 @@ class SequentialRecommender(Recommender):
         and the dropped events from the last state (each weighted ``missing_weight``)."""
         net = self.network_
         states = net(batch)
-        extra = net.bag_scores(batch["item"], counts, self._wide_per_state(users, batch, liked), per_state=True)
+        extra = net.bag_scores(batch["slot"], counts, self._wide_per_state(users, batch, liked), per_state=True)
         # score only the states that have a target: padding would cost most of the softmax
         rows = targets >= 0
         logp = F.log_softmax(net.scores(states[rows], None if extra is None else extra[rows]), dim=-1)
@@ -373,7 +428,7 @@ class SequentialRecommender(Recommender):
         if self.wide_l2 is None:
             return None
         fold = self._user_fold[users]
-        rows = self._fold_weights[torch.from_numpy(fold)[:, None], torch.where(batch["liked"], batch["item"], 0)]
+        rows = self._fold_weights[torch.from_numpy(fold)[:, None], batch["slot"]] * batch["preference"][..., None]
         before = torch.empty_like(liked_before)
         for f in np.unique(fold):
             before[fold == f] = liked_before[fold == f] @ self._fold_weights[f, 1:]
@@ -390,29 +445,29 @@ class SequentialRecommender(Recommender):
         is_first = previous < starts[:, None]
         previous_time = self.seq_times_[np.where(is_first, pos, previous)]
         context = event_context(self.seq_ratings_[pos], self.seq_times_[pos], previous_time, is_first)
-        batch = {"item": torch.from_numpy(np.where(valid, self.seq_items_[pos] + 1, 0))}
+        batch = {"item": torch.from_numpy(np.where(valid, self.seq_items_[pos] + 1, 0)),
+                 "slot": torch.from_numpy(np.where(valid, self._bag_slots()[self.seq_items_[pos]], 0))}
         for name, values in context.items():
             batch[name] = torch.from_numpy(np.where(valid, values, 0))
-        batch["liked"] = torch.from_numpy(valid & (self.seq_ratings_[pos] >= self.wide_min_rating))
+        weights = np.where(valid, preference(self.seq_ratings_[pos]), 0.0)
+        batch["preference"] = torch.from_numpy(weights.astype(np.float32))
         counts = liked = None
         if self.item_item:
             n_before = bag_ends - starts
             rows = np.repeat(np.arange(len(users)), n_before)
-            cols = self.seq_items_[np.repeat(starts, n_before) + _ragged_arange(n_before)]
-            counts = torch.from_numpy(sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                                                    shape=(len(users), len(self.item_ids_))).toarray())
+            items = self.seq_items_[np.repeat(starts, n_before) + _ragged_arange(n_before)]
+            counts = torch.from_numpy(self._bag_counts(rows, items, np.ones(len(rows)), len(users)).toarray())
         if self.wide_l2 is not None:
             liked = torch.from_numpy(self._liked_counts(users, bag_ends).toarray())
         return batch, counts, liked
 
-    def _validation_ndcg(self, train_ends: np.ndarray, val: tuple[np.ndarray, np.ndarray], k: int = 10) -> float:
+    def _validation_ndcg(self, val: tuple[np.ndarray, np.ndarray], k: int = 10) -> float:
         users, relevant = val
-        scores = self._encode_scores(users, train_ends[users])
-        # exclude what the user had seen before the validation events, as recommend() does
+        scores = self._encode_scores(users, self.offsets_[users + 1])
+        # exclude what the user had seen, as recommend() does
         starts = self.offsets_[users]
-        n = train_ends[users] - starts
-        rows = np.repeat(np.arange(len(users)), n)
-        scores[rows, self.seq_items_[np.repeat(starts, n) + _ragged_arange(n)]] = -np.inf
+        n = self.offsets_[users + 1] - starts
+        scores[np.repeat(np.arange(len(users)), n), self.seq_items_[np.repeat(starts, n) + _ragged_arange(n)]] = -np.inf
         return _ndcg_at_k(scores, relevant, k)
 
     # ---- inference ------------------------------------------------------------------------
@@ -430,7 +485,7 @@ class SequentialRecommender(Recommender):
             valid = pos >= self.offsets_[u][:, None]
             batch, counts, liked = self._inputs(u, pos, valid, pos - 1, e)
             wide = None if liked is None else liked @ wide_weights
-            extra = net.bag_scores(batch["item"], counts, wide, per_state=False)
+            extra = net.bag_scores(batch["slot"], counts, wide, per_state=False)
             out[lo:lo + chunk] = net.scores(net(batch)[:, -1], extra).numpy()
         net.train(was_training)
         return out
@@ -471,7 +526,7 @@ class SequentialRecommender(Recommender):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"net.{name}": tensor.numpy() for name, tensor in self.network_.state_dict().items()}
         arrays |= {"offsets": self.offsets_, "seq_items": self.seq_items_, "seq_ratings": self.seq_ratings_,
-                   "seq_times": self.seq_times_}
+                   "seq_times": self.seq_times_, "bag_items": self.bag_items_}
         if self.wide_l2 is not None:
             arrays["wide_weights"] = self.wide_weights_
         return arrays, {"history": self.history_}
@@ -479,6 +534,7 @@ class SequentialRecommender(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.offsets_, self.seq_items_ = arrays["offsets"], arrays["seq_items"]
         self.seq_ratings_, self.seq_times_ = arrays["seq_ratings"], arrays["seq_times"]
+        self.bag_items_ = arrays["bag_items"]
         if self.wide_l2 is not None:
             self.wide_weights_ = arrays["wide_weights"]
         self.history_ = meta["history"]
