@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from mlcasebook.core.errors import DataError
 from mlcasebook.core.report import write_json
 from mlcasebook.recsys.data import RatingData, ensure_ml100k_from_recbole_wheel, load_dataset, load_ml100k
 
-console = Console()
+# wide enough for a results table even when the output goes to a log file
+console = Console(width=max(140, shutil.get_terminal_size().columns))
 
 
 def load_benchmark_data(name: str, data_dir: Path | None = None) -> RatingData:
