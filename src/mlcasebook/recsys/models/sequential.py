@@ -194,7 +194,7 @@ class SequentialRecommender(Recommender):
                  max_epochs: int = 60, patience: int = 5, drop_fraction: float = 0.2, missing_weight: float = 1.0,
                  val_fraction: float = 0.1, use_context: bool = True, item_item: bool = True,
                  item_item_l2: float = 0.0, wide_l2: float | None = 300.0, wide_folds: int = 5,
-                 bag_items: int = 3000, validation: str = "future", seed: int = 0,
+                 bag_items: int = 3000, validation: str = "future", refit: bool = True, seed: int = 0,
                  verbose: bool = False):
         self.dim = dim
         self.layers = layers
@@ -216,6 +216,7 @@ class SequentialRecommender(Recommender):
         self.wide_folds = wide_folds
         self.bag_items = bag_items
         self.validation = validation
+        self.refit = refit
         self.seed = seed
         self.verbose = verbose
 
@@ -247,14 +248,23 @@ class SequentialRecommender(Recommender):
         held_out = self._validation_events(counts, rng)
         val = self._validation_targets(held_out)
         full = self.offsets_, self.seq_items_, self.seq_ratings_, self.seq_times_
-        self._keep_events(~held_out)  # the training view: validation events vanish
         # same seed, same model: threads otherwise add up the gradients of gathered rows in any order
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(True)
         try:
+            self._keep_events(~held_out)  # the training view: validation events vanish
             if self.wide_l2 is not None:
                 self._prepare_wide(rng)
-            self.history_ = self._train(val, rng)
+            self.history_ = self._train(val, rng, self.max_epochs)
+            best_epoch = max(self.history_, key=lambda row: row["val_ndcg@10"])["epoch"]
+            if self.refit and best_epoch > 0:
+                # the held-out events are the latest ones: learn them too, for as long as validation said
+                self.offsets_, self.seq_items_, self.seq_ratings_, self.seq_times_ = full
+                torch.manual_seed(self.seed)
+                self.network_ = self._new_network()
+                if self.wide_l2 is not None:
+                    self._prepare_wide(rng)
+                self.history_ += self._train(None, rng, best_epoch)
         finally:
             torch.use_deterministic_algorithms(deterministic)
             self.offsets_, self.seq_items_, self.seq_ratings_, self.seq_times_ = full
@@ -327,7 +337,9 @@ class SequentialRecommender(Recommender):
         return sp.csr_matrix((weights[keep].astype(np.float32), (rows[keep], slots[keep] - 1)),
                              shape=(n_rows, len(self.bag_items_)))
 
-    def _train(self, val: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> list[dict[str, float]]:
+    def _train(self, val: tuple[np.ndarray, np.ndarray] | None, rng: np.random.Generator,
+               epochs: int) -> list[dict[str, float]]:
+        """Up to ``epochs`` epochs, keeping the best on ``val``; all of them without ``val``."""
         net = self.network_
         item_item = [] if net.item_item is None else [net.item_item]
         scale = [] if net.wide_scale is None else [net.wide_scale]
@@ -343,10 +355,12 @@ class SequentialRecommender(Recommender):
                             hint="the sequential model needs users with several timestamped ratings")
         # epoch 0, the untrained deep part over the wide one, competes too: on a random split
         # training the deep part can only hurt, and validation says so
-        best = self._validation_ndcg(val) if len(val[0]) else -np.inf
-        best_state, history, waited = copy.deepcopy(net.state_dict()), [{"epoch": 0, "val_ndcg@10": best}], 0
-        with bar(self.max_epochs, f"{self.name}: epochs") as advance:
-            for epoch in range(self.max_epochs):
+        validate = val is not None and len(val[0]) > 0
+        best = self._validation_ndcg(val) if validate else -np.inf
+        history = [{"epoch": 0, "val_ndcg@10": best}] if val is not None else []
+        best_state, waited = copy.deepcopy(net.state_dict()), 0
+        with bar(epochs, f"{self.name}: {'epochs' if val is not None else 'refit on all events'}") as advance:
+            for epoch in range(epochs):
                 tick = time.perf_counter()
                 net.train()
                 total = 0.0
@@ -356,15 +370,18 @@ class SequentialRecommender(Recommender):
                     loss.backward()
                     opt.step()
                     total += loss.item() * len(chunk)
-                score = self._validation_ndcg(val) if len(val[0]) else -total
-                history.append({"epoch": epoch + 1, "loss": total / len(trainable), "val_ndcg@10": score,
-                                "seconds": time.perf_counter() - tick})
+                score = self._validation_ndcg(val) if validate else -total
+                history.append({"epoch": epoch + 1, "loss": total / len(trainable),
+                                "seconds": time.perf_counter() - tick}
+                               | ({"val_ndcg@10": score} if val is not None else {"refit": True}))
                 if net.wide_scale is not None:
                     history[-1]["wide_weight"] = float(net.wide_scale.detach().exp())
                 if self.verbose:
                     print(history[-1], flush=True)
                 advance(1)
-                if score > best:
+                if val is None:
+                    best_state = net.state_dict()
+                elif score > best:
                     best, best_state, waited = score, copy.deepcopy(net.state_dict()), 0
                 else:
                     waited += 1
