@@ -81,7 +81,9 @@ def ranking_section(result: dict) -> list[str]:
     ]
     for key, title in titles.items():
         if key in result:
-            lines += [f"### {title}", "", markdown(pd.DataFrame(result[key])), ""]
+            frame = pd.DataFrame(result[key])
+            first = [c for c in ("model", "phase", "ndcg@10", "hr@10") if c in frame]
+            lines += [f"### {title}", "", markdown(frame[first + [c for c in frame if c not in first]]), ""]
     return lines
 
 
