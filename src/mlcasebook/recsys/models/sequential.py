@@ -30,6 +30,7 @@ from torch import nn
 from ...core.errors import CasebookError, DataError
 from ...core.progress import bar
 from .base import Recommender
+from .baselines import item_titles
 
 if TYPE_CHECKING:
     from ..data import RatingData
@@ -230,6 +231,7 @@ class SequentialRecommender(Recommender):
         if self.validation not in ("future", "missing"):
             raise CasebookError(f"validation must be 'future' or 'missing', got {self.validation!r}",
                                 hint="'future': each user's last events; 'missing': random ones (a random split)")
+        self.titles_ = item_titles(data, self.item_ids_)
         stamps = data.ratings["timestamp"].to_numpy(dtype=np.int64)
         # the user's events in time order; ties keep the table's row order
         order = np.lexsort((np.arange(len(users)), stamps, users))
@@ -531,7 +533,7 @@ class SequentialRecommender(Recommender):
             return "popular right now"
         table = self.network_.item.weight.detach()[1:]
         sims = F.cosine_similarity(table[recent], table[item][None], dim=1).numpy()
-        return f"follows your recent history (closest: item {self.item_ids_[recent[int(np.argmax(sims))]]})"
+        return f"follows your recent history (closest: {self.titles_[recent[int(np.argmax(sims))]]})"
 
     # ---- real time ------------------------------------------------------------------------
     def _add_user(self) -> None:
@@ -559,7 +561,7 @@ class SequentialRecommender(Recommender):
                    "seq_times": self.seq_times_, "bag_items": self.bag_items_}
         if self.wide_l2 is not None:
             arrays["wide_weights"] = self.wide_weights_
-        return arrays, {"history": self.history_}
+        return arrays, {"history": self.history_, "titles": self.titles_}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.offsets_, self.seq_items_ = arrays["offsets"], arrays["seq_items"]
@@ -567,7 +569,7 @@ class SequentialRecommender(Recommender):
         self.bag_items_ = arrays["bag_items"]
         if self.wide_l2 is not None:
             self.wide_weights_ = arrays["wide_weights"]
-        self.history_ = meta["history"]
+        self.history_, self.titles_ = meta["history"], meta["titles"]
         self.network_ = self._new_network()
         self.network_.load_state_dict({name[4:]: torch.from_numpy(np.array(value))
                                        for name, value in arrays.items() if name.startswith("net.")})
