@@ -11,8 +11,14 @@ weights, and closed-form EASE (Steck 2019) over rating-weighted items with a lea
 Serving is real-time: ``fold_in`` appends a user's new events to their sequence (and bags), so
 the next recommendation reflects them without retraining.
 
-Measured on ML-100k (full ranking of unseen items, relevant = rating >= 4, NDCG@10): see the
-class docstring and the phase-3 benchmark for figures and commands.
+Measured on ML-100k (full ranking of each user's unseen items, relevant = test rating >= 4,
+``recsys.evaluate.ranking_experiment``), NDCG@10, mean of seeds 0-2:
+- time split (each user's last 20 %): 0.204 (0.2058 / 0.2025 / 0.2047) with the defaults;
+  phase 2 on the same split: EASE 0.195, ALS 0.183, popularity 0.098.
+- random 80/20 split (seed 0): 0.382 (0.3847 / 0.3834 / 0.3783) with ``validation="missing",
+  refit=False``, a tie with EASE (0.382) and ALS (0.378); with the defaults 0.378 (validation on
+  each user's latest events keeps the untrained deep part: on a random split the sequence adds
+  nothing measurable over the wide part).
 """
 
 from __future__ import annotations
@@ -182,8 +188,9 @@ class SequentialRecommender(Recommender):
     Early stopping watches NDCG@10 (relevant: rating >= 4) on events held out of the training
     data (``validation``: "future", each user's last ones; "missing", random ones, for a random
     split), with "epoch 0" (the untrained deep part beside the wide one) as a candidate; the
-    test split is never touched. Time is bounded by ``max_epochs`` x one epoch (ML-100k: ~4 s on
-    two threads, typically 10-15 epochs).
+    test split is never touched. With ``refit`` the network is then retrained on every training
+    event for the chosen number of epochs. Time is bounded by 2 x ``max_epochs`` epochs; on
+    ML-100k an epoch takes 4-8 s on one thread and a fit 1-3.5 min (8-11 epochs chosen).
     """
 
     name: ClassVar[str] = "sequential"
