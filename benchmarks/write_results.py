@@ -90,10 +90,13 @@ def ranking_section(result: dict) -> list[str]:
 def load_section(results: dict[str, dict]) -> list[str]:
     lines = ["## Recommender — the live API under load", "",
              "Open-loop load on loopback (requests are sent on schedule whatever the replies), one uvicorn "
-             "worker, random known users, k = 10.", ""]
+             "worker, random known users, k = 10, 6,000 requests over 30 s, model trained on movielens-small "
+             "(671 users, 9,066 films). `--cache-ttl 0` switches off the per-user cache of rendered lists; "
+             "`--mixed` makes 5 % of requests POST a rating (stored durably, folded in). Target: p99 < 20 ms "
+             "at 200 requests/s with zero errors.", ""]
     rows = []
     for command, result in results.items():
-        for part in ("all", "recommendations", "ratings"):
+        for part in ("recommendations", "ratings"):
             row = result.get(part, {})
             if "p50_ms" in row:
                 rows.append({"command": f"`{command}`", "requests": part, "model": result["model"],
@@ -113,7 +116,9 @@ def main() -> None:
     if ranking := load("recsys_ranking"):
         lines += ranking_section(ranking)
     load_runs = {cmd: result for cmd, name in (
-        ("benchmarks/recsys_load.py", "recsys_load"), ("benchmarks/recsys_load.py --mixed", "recsys_load_mixed"))
+        ("benchmarks/recsys_load.py", "recsys_load"),
+        ("benchmarks/recsys_load.py --cache-ttl 0", "recsys_load_nocache"),
+        ("benchmarks/recsys_load.py --mixed", "recsys_load_mixed"))
         if (result := load(name))}
     if load_runs:
         lines += load_section(load_runs)
