@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from mlcasebook.core.errors import DataError
-from mlcasebook.core.report import write_json
+from mlcasebook.core.report import print_frame, write_json
 from mlcasebook.recsys.data import RatingData, ensure_ml100k_from_recbole_wheel, load_dataset, load_ml100k
 
 # wide enough for a results table even when the output goes to a log file
@@ -32,12 +31,7 @@ def load_benchmark_data(name: str, data_dir: Path | None = None) -> RatingData:
 
 
 def print_table(frame: pd.DataFrame, title: str) -> None:
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if column == "model" else "right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
+    print_frame(frame, title, console)
 
 
 def save(path: Path, settings: dict, tables: dict[str, pd.DataFrame]) -> None:

@@ -105,7 +105,7 @@ def evaluate(
     track: bool = typer.Option(True, "--track/--no-track", help="Log the metrics to MLflow."),
 ) -> None:
     """Measure models on one protocol and print one table with timings."""
-    from ..core.report import write_json
+    from ..core.report import print_frame, write_json
     from ..core.tracking import tracked_run
     from . import evaluate as ev
     from .models.registry import model_class
@@ -121,7 +121,7 @@ def evaluate(
         train_set, test_set = ev.time_split(loaded) if protocol is Protocol.time else ev.random_split(loaded, seed=seed)
         table = ev.ranking_experiment(train_set, test_set, factories, k=k)
     settings = {"dataset": loaded.name, "protocol": protocol.value, "k": k, "seed": seed, "folds": folds}
-    _print_frame(table, f"{loaded.name} · protocol {protocol.value}")
+    print_frame(table, f"{loaded.name} · protocol {protocol.value}", out)
     with tracked_run("recsys", f"evaluate-{protocol.value}", enabled=track) as run:
         run.params(settings)
         for row in table.to_dict(orient="records"):
@@ -140,10 +140,7 @@ def recommend(
     data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:
     """Top-k unseen items for a user, each with its reason."""
-    from .models.registry import load_model
-
-    model = load_model(model_path)
-    items = _load(dataset, data_dir, False).items
+    model, items = _model_and_items(model_path, dataset, data_dir)
     _print_recommendations(model.recommend(user, k), items, f"top {k} for user {user} ({model.name})")
 
 
@@ -156,10 +153,7 @@ def similar(
     data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
 ) -> None:
     """Items most similar to an item."""
-    from .models.registry import load_model
-
-    model = load_model(model_path)
-    items = _load(dataset, data_dir, False).items
+    model, items = _model_and_items(model_path, dataset, data_dir)
     _print_recommendations(model.similar_items(item, k), items, f"items like {item} ({model.name})")
 
 
@@ -181,6 +175,12 @@ def serve(
         cache_ttl_s=cache_ttl)
 
 
+def _model_and_items(model_path: Path, dataset: str, data_dir: Path | None):
+    from .models.registry import load_model
+
+    return load_model(model_path), _load(dataset, data_dir, False).items
+
+
 def _print_recommendations(recommendations, items, title: str) -> None:
     table = Table(title=title)
     for column in ("item", "title", "score", "reason"):
@@ -188,13 +188,4 @@ def _print_recommendations(recommendations, items, title: str) -> None:
     for rec in recommendations:
         name = items["title"].get(rec.item_id, "?") if items is not None else "?"
         table.add_row(str(rec.item_id), str(name), f"{rec.score:.3f}", rec.reason)
-    out.print(table)
-
-
-def _print_frame(frame, title: str) -> None:
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if column == "model" else "right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
     out.print(table)
