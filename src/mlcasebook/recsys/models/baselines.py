@@ -152,7 +152,32 @@ class PopularityRecommender(Recommender):
         self.counts_, self.item_mean_ = arrays["counts"], arrays["item_mean"]
 
 
-class BiasBaseline(Recommender):
+def because_you_liked(history: sp.csr_matrix, user: int, similarities: np.ndarray, titles: list[str]) -> str:
+    """Reason naming the liked item (rated at least the user's own average) most like the
+    recommended one; similarities are the recommended item's row."""
+    row = history.getrow(user)
+    if row.nnz == 0:
+        return "rated highly by people overall"
+    liked = row.data >= row.data.mean()
+    candidates = row.indices[liked] if liked.any() else row.indices
+    return f"because you liked {titles[candidates[np.argmax(similarities[candidates])]]}"
+
+
+class UserBiasFoldIn:
+    """Real-time update shared by bias-based models: keep the user's ratings in ``history_`` and
+    re-solve their bias with item parameters fixed."""
+
+    def _add_user(self) -> None:
+        self.history_ = append_empty_row(self.history_)
+        self.user_bias_ = np.append(self.user_bias_, 0.0)
+
+    def _fold_in(self, user, items, ratings, timestamps) -> None:
+        self.history_ = merge_user_row(self.history_, user, items, ratings)
+        self.user_bias_[user] = user_bias_given_items(self.history_, user, self.global_mean_, self.item_bias_,
+                                                      self.reg_user)
+
+
+class BiasBaseline(UserBiasFoldIn, Recommender):
     """``r_ui ≈ μ + b_u + b_i``, biases by regularised ALS (Surprise ``BaselineOnly``, method 'als').
 
     Surprise's defaults are ``reg_user=15``, ``reg_item=10``; ours (5 and 3) won a grid on a
@@ -194,14 +219,6 @@ class BiasBaseline(Recommender):
     def explain(self, user, item):
         return f"rated above average by most people ({self.item_bias_[item]:+.2f} stars)"
 
-    def _add_user(self) -> None:
-        self.history_ = append_empty_row(self.history_)
-        self.user_bias_ = np.append(self.user_bias_, 0.0)
-
-    def _fold_in(self, user, items, ratings, timestamps) -> None:
-        self.history_ = merge_user_row(self.history_, user, items, ratings)
-        self.user_bias_[user] = user_bias_given_items(self.history_, user, self.global_mean_, self.item_bias_,
-                                                      self.reg_user)
 
     def _get_state(self):
         arrays = {"user_bias": self.user_bias_, "item_bias": self.item_bias_} | csr_to_arrays(self.history_, "history")

@@ -23,17 +23,16 @@ import scipy.sparse as sp
 
 from .base import Recommender
 from .baselines import (
+    UserBiasFoldIn,
     als_biases,
-    append_empty_row,
+    because_you_liked,
     csr_from_arrays,
     csr_to_arrays,
     item_titles,
-    merge_user_row,
     rating_matrix,
     require,
     require_non_negative,
     require_positive_int,
-    user_bias_given_items,
 )
 
 # columns of the similarity matrix computed at once: bounds the float64 intermediates to
@@ -69,7 +68,7 @@ def pearson_baseline_similarity(residuals: sp.csr_matrix, shrinkage: float, min_
     return sim
 
 
-class ItemKNN(Recommender):
+class ItemKNN(UserBiasFoldIn, Recommender):
     """KNNBaseline, item-based, shrunk Pearson-baseline similarity (Koren 2010).
 
     Defaults are Surprise's (``k=40``, ``shrinkage=100``, baselines ``reg_user=15``, 10 ALS
@@ -167,27 +166,12 @@ class ItemKNN(Recommender):
 
     # ---- reasons, similar items -----------------------------------------------------------
     def explain(self, user, item):
-        row = self.history_.getrow(user)
-        if row.nnz == 0:
-            return "rated highly by people overall"
-        # "liked" = rated at least the user's own average; fall back to everything they rated
-        liked = row.data >= row.data.mean()
-        candidates = row.indices[liked] if liked.any() else row.indices
-        best = candidates[np.argmax(self.similarity_[item, candidates])]
-        return f"because you liked {self.titles_[best]}"
+        return because_you_liked(self.history_, user, self._item_similarities(item), self.titles_)
 
     def _item_similarities(self, item):
         return self.similarity_[item]
 
     # ---- real-time updates and persistence -----------------------------------------------
-    def _add_user(self) -> None:
-        self.history_ = append_empty_row(self.history_)
-        self.user_bias_ = np.append(self.user_bias_, 0.0)
-
-    def _fold_in(self, user, items, ratings, timestamps) -> None:
-        self.history_ = merge_user_row(self.history_, user, items, ratings)
-        self.user_bias_[user] = user_bias_given_items(self.history_, user, self.global_mean_, self.item_bias_,
-                                                      self.reg_user)
 
     def _get_state(self):
         arrays = {"user_bias": self.user_bias_, "item_bias": self.item_bias_, "similarity": self.similarity_}

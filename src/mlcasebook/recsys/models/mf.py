@@ -35,6 +35,7 @@ import torch
 from .base import Recommender
 from .baselines import (
     append_empty_row,
+    because_you_liked,
     csr_from_arrays,
     csr_to_arrays,
     item_titles,
@@ -195,13 +196,7 @@ class BiasedMF(Recommender):
         return self.item_factors_ @ self.item_factors_[item] / np.maximum(norms * norms[item], 1e-12)
 
     def explain(self, user, item):
-        row = self.history_.getrow(user)
-        if row.nnz == 0:
-            return "rated highly by people overall"
-        liked = row.data >= row.data.mean()
-        candidates = row.indices[liked] if liked.any() else row.indices
-        best = candidates[np.argmax(self._item_similarities(item)[candidates])]
-        return f"because you liked {self.titles_[best]}"
+        return because_you_liked(self.history_, user, self._item_similarities(item), self.titles_)
 
     # ---- real-time updates and persistence -----------------------------------------------
     def _add_user(self) -> None:
