@@ -23,9 +23,10 @@ err = Console(stderr=True)
 
 
 def _add_case_apps() -> None:
-    from .recsys.cli import app as recsys_app
+    from .registry import case_apps
 
-    app.add_typer(recsys_app, name="recsys")
+    for name, case_app in case_apps():
+        app.add_typer(case_app, name=name)
 
 
 @app.command()

@@ -20,9 +20,9 @@ from .core.report import Report, write_json
 
 
 def registered_cases() -> list[CaseSpec]:
-    from .recsys.tour import SPEC as RECSYS
+    from .registry import case_specs
 
-    return [RECSYS]
+    return case_specs()
 
 
 def run_tour(out_dir: Path, only: list[str] | None = None, smoke: bool = False,
