@@ -1,0 +1,129 @@
+"""Derm metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mlcasebook.derm.evaluate import (
+    balanced_accuracy,
+    bootstrap_sensitivity_specificity,
+    calibration_bins,
+    chapter_points,
+    choose_threshold,
+    confusion,
+    evaluate_probabilities,
+    fit_temperature,
+    macro_auc,
+    malignant_risk,
+    per_class_recall,
+    sensitivity_specificity,
+    softmax,
+    write_report_page,
+)
+
+
+def test_confusion_recall_and_balanced_accuracy_by_hand():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2])
+    matrix = confusion(labels, predicted)
+    assert matrix[:3, :3].tolist() == [[1, 1, 0], [1, 2, 0], [0, 0, 1]] and matrix.sum() == 6
+    recall = per_class_recall(labels, predicted)
+    np.testing.assert_allclose(recall[:3], [1 / 2, 2 / 3, 1.0])
+    assert np.isnan(recall[3:]).all()  # absent classes do not count
+    assert balanced_accuracy(labels, predicted) == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+
+
+def test_macro_auc_by_hand():
+    labels = np.array([0, 0, 1, 2])
+    probs = np.full((4, 7), 0.01)
+    probs[:, 0] = [0.8, 0.6, 0.7, 0.1]   # positives 0.8, 0.6 vs negatives 0.7, 0.1: 3 of 4 pairs right
+    probs[:, 1] = [0.1, 0.2, 0.9, 0.3]   # the one positive beats all: 1.0
+    probs[:, 2] = [0.5, 0.1, 0.2, 0.3]   # positive 0.3 beats 0.1 and 0.2, loses to 0.5: 2/3
+    mean, per_class = macro_auc(probs, labels)
+    assert per_class[:3] == pytest.approx([0.75, 1.0, 2 / 3])
+    assert per_class[3:] == [None] * 4
+    assert mean == pytest.approx((0.75 + 1.0 + 2 / 3) / 3)
+
+
+def test_malignant_risk_sums_akiec_bcc_mel():
+    probs = np.array([[0.1, 0.2, 0.05, 0.05, 0.3, 0.25, 0.05]])
+    assert malignant_risk(probs) == pytest.approx([0.6])
+
+
+def test_threshold_for_a_target_sensitivity():
+    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.95, 0.5, 0.1])
+    malignant = np.array([1, 1, 1, 1, 0, 0, 0], dtype=bool)
+    assert choose_threshold(scores, malignant, 0.75) == 0.7      # 3 of 4 positives needed
+    assert choose_threshold(scores, malignant, 0.76) == 0.2      # all 4 needed
+    assert choose_threshold(scores, malignant, 1.0) == 0.2
+    assert sensitivity_specificity(scores, malignant, 0.7) == (0.75, 2 / 3)
+    assert sensitivity_specificity(scores, malignant, 0.2) == (1.0, 1 / 3)  # 0.95 and 0.5 flagged
+    with pytest.raises(ValueError):
+        choose_threshold(scores, np.zeros(7, dtype=bool), 0.9)
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_are_seeded():
+    rng = np.random.default_rng(0)
+    malignant = rng.random(400) < 0.3
+    scores = np.where(malignant, rng.normal(1.0, 1.0, 400), rng.normal(-1.0, 1.0, 400))
+    sens, spec = sensitivity_specificity(scores, malignant, 0.0)
+    ci = bootstrap_sensitivity_specificity(scores, malignant, 0.0, n_boot=1000, seed=3)
+    assert ci["sensitivity"][0] < sens < ci["sensitivity"][1]
+    assert ci["specificity"][0] < spec < ci["specificity"][1]
+    # binomial standard error sqrt(p(1-p)/n): the 95 % interval is about 4 of them wide
+    n_pos = malignant.sum()
+    expected_width = 2 * 1.96 * math.sqrt(sens * (1 - sens) / n_pos)
+    assert ci["sensitivity"][1] - ci["sensitivity"][0] == pytest.approx(expected_width, rel=0.25)
+    assert ci == bootstrap_sensitivity_specificity(scores, malignant, 0.0, n_boot=1000, seed=3)
+
+
+def test_ece_by_hand():
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.65, 0.35], [0.65, 0.35]])
+    labels = np.array([0, 1, 0, 0])
+    bins = calibration_bins(probs, labels)
+    # bin of 0.9: accuracy 1/2, gap 0.4; bin of 0.65: accuracy 1, gap 0.35; two images each
+    assert bins["ece"] == pytest.approx((2 * 0.4 + 2 * 0.35) / 4)
+    assert sum(bins["count"]) == 4 and sorted(c for c in bins["count"] if c) == [2, 2]
+
+
+def test_temperature_recovers_the_one_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(4000, 7))
+    true_temperature = 2.5
+    probs = softmax(logits, true_temperature)
+    labels = (probs.cumsum(axis=1) > rng.random((4000, 1))).argmax(axis=1)
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(true_temperature, rel=0.1)
+
+    def nll(t):
+        return -np.log(softmax(logits, t)[np.arange(4000), labels]).mean()
+
+    assert nll(fitted) <= min(nll(1.0), nll(fitted * 1.2), nll(fitted / 1.2))
+
+
+def test_evaluate_probabilities_is_consistent_and_json_ready(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, 300)
+    logits = rng.normal(size=(300, 7))
+    logits[np.arange(300), labels] += 2.0
+    probs = softmax(logits)
+    result = evaluate_probabilities(probs, labels, threshold=0.4, target_sensitivity=0.9, n_boot=200)
+    json.dumps(result)
+    assert result["balanced_accuracy"] == pytest.approx(balanced_accuracy(labels, probs.argmax(axis=1)))
+    malignant = np.isin(labels, [0, 1, 4])
+    assert result["malignant"]["n_malignant"] == malignant.sum()
+    sens, spec = sensitivity_specificity(malignant_risk(probs), malignant, 0.4)
+    assert (result["malignant"]["sensitivity"], result["malignant"]["specificity"]) == (sens, spec)
+    assert np.array(result["confusion"]).sum() == 300
+    page = write_report_page(result, tmp_path, "test page", "synthetic data").read_text()
+    assert "dermatologists" in page and "data:image/png" in page and "Dermatologists&#x27; sensitivity" in page
+
+
+def test_chapter_points_come_from_the_claims_file():
+    points = chapter_points()
+    assert points["CNN (Esteva et al. 2017)"] == pytest.approx((0.95, 0.88))
+    assert points["dermatologists"] == pytest.approx((0.89, 0.83))
