@@ -127,3 +127,26 @@ def test_chapter_points_come_from_the_claims_file():
     points = chapter_points()
     assert points["CNN (Esteva et al. 2017)"] == pytest.approx((0.95, 0.88))
     assert points["dermatologists"] == pytest.approx((0.89, 0.83))
+
+
+def test_grad_cam_points_at_the_evidence():
+    torch = pytest.importorskip("torch")
+    from mlcasebook.derm.gradcam import grad_cam, overlay
+
+    # a net whose class-0 logit is the mean brightness its (positive) filters see: the evidence
+    # for class 0 is the bright patch and nothing else
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        net[0].weight.fill_(0.1)
+        net[0].bias.fill_(0.0)
+        net[4].weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [-1.0, -1.0, -1.0, -1.0]]))
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, 20:28, 4:12] = 1.0
+    heatmap, target = grad_cam(net, net[1], image)
+    assert target == 0 and heatmap.shape == (32, 32) and heatmap.max() == pytest.approx(1.0)
+    inside = heatmap[20:28, 4:12].mean()
+    outside = np.delete(heatmap.reshape(-1), (np.arange(20, 28)[:, None] * 32 + np.arange(4, 12)).ravel()).mean()
+    assert inside > 10 * outside
+    picture = overlay(np.zeros((32, 32, 3), dtype=np.uint8), heatmap)
+    assert picture.size == (32, 32) and np.asarray(picture)[24, 8].any() and not np.asarray(picture)[2, 30].any()

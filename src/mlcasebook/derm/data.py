@@ -134,7 +134,7 @@ class LesionSet:
         out = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         if self.images is not None and "memory_row" in rows.columns:
             for position, row in enumerate(rows["memory_row"].to_numpy()):
-                out[position] = _fit(Image.fromarray(self.images[row]), size)
+                out[position] = resize_rgb(Image.fromarray(self.images[row]), size)
             return out
         failures: list[str] = []
         paths = rows["path"].tolist()
@@ -158,13 +158,13 @@ def read_image(path: Path | str, size: int = 224) -> np.ndarray:
             _check_mode(image.mode, path)
             if image.format == "JPEG":
                 image.draft("RGB", (size, size))  # decode large JPEGs at a reduced scale: several times faster
-            return _fit(image, size)
+            return resize_rgb(image, size)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         reason = "not an image file" if isinstance(exc, UnidentifiedImageError) else f"unreadable ({exc})"
         raise DataError(f"{path}: {reason}", hint="pass a JPEG or PNG colour image") from exc
 
 
-def _fit(image, size: int) -> np.ndarray:
+def resize_rgb(image, size: int) -> np.ndarray:
     from PIL import Image
 
     if image.mode != "RGB":
