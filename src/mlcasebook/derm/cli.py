@@ -1,7 +1,189 @@
-"""`mlcasebook derm ...`: train, evaluate and predict skin-lesion diagnoses."""
+"""`mlcasebook derm ...`: data, train, evaluate and predict skin-lesion diagnoses."""
 
 from __future__ import annotations
 
-import typer
+import json
+from pathlib import Path
 
-app = typer.Typer(help="Skin-lesion classifier on HAM10000 (not a medical device).", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Case 5 — skin-lesion classifier on HAM10000 (Esteva et al. 2017 at laptop scale). "
+                  "Not a medical device.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DATA_DIR_HELP = ("Folder with images/ + labels.csv (image_id, dx[, lesion_id]), the official HAM10000 release, "
+                 "ISIC 2018 Task 3, or a dermamnist*.npz (default: $MLCASEBOOK_DATA/ham10000, else "
+                 "../shared/data/ham10000).")
+LAYOUT_HELP = "auto (default), folder, ham10000, isic2018 or dermamnist."
+SPLITS = ("all", "train", "calibration", "validation")
+
+
+@app.command()
+def data(
+    data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
+    layout: str = typer.Option("auto", help=LAYOUT_HELP),
+    seed: int = typer.Option(0, help="Seed of the train / calibration / validation split."),
+    split_json: Path = typer.Option(None, "--split-json", help="Write the split (seed, class counts) as JSON, "
+                                    "e.g. docs/results/derm_split.json."),
+    download: str = typer.Option(None, help="Fetch a public copy first (online): dermamnist, dermamnist-64, "
+                                 "dermamnist-128, dermamnist-224, isic2018 or ham10000; it lands in the cache."),
+) -> None:
+    """Load and check a data set; print its classes and the grouped, stratified split."""
+    from ..core.report import write_json
+    from .data import CLASSES, class_counts, download_dataset, load_dataset, split_indices, split_record
+
+    if download:
+        data_dir = download_dataset(download)
+        out.print(f"downloaded to {data_dir}")
+    lesions = load_dataset(data_dir, layout)
+    splits = split_indices(lesions, seed=seed)
+    table = Table(title=f"{lesions.name}: {len(lesions)} images, {lesions.frame['lesion_id'].nunique()} lesions "
+                  f"({lesions.source})")
+    table.add_column("part")
+    for name in CLASSES:
+        table.add_column(name, justify="right")
+    table.add_column("images", justify="right")
+    for part, rows in {"all": None, **splits}.items():
+        labels = lesions.labels if rows is None else lesions.labels[rows]
+        table.add_row(part, *map(str, class_counts(labels).values()), str(len(labels)))
+    out.print(table)
+    if split_json:
+        write_json(split_json, split_record(lesions, splits, seed)
+                   | {"command": f"mlcasebook derm data --seed {seed} --split-json {split_json}"})
+        out.print(f"wrote {split_json}")
+
+
+@app.command()
+def train(
+    out_path: Path = typer.Option(None, "--out", help="Where to write the model (default: the cache, where "
+                                  "`predict` looks)."),
+    data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
+    arch: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 / -lite1 / -lite2 (ImageNet transfer, "
+                             "fine-tuned), frozen-lr (frozen Lite0 features + logistic regression) or small-cnn "
+                             "(trained from scratch)."),
+    epochs: int = typer.Option(None, min=1, help="Training epochs (default: the architecture's)."),
+    seed: int = typer.Option(0, help="Seed of the split and of training."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log parameters and metrics to MLflow."),
+) -> None:
+    """Train a classifier on the train split; temperature and operating threshold are fitted on the
+    calibration split; validation figures are printed at the end."""
+    from ..core.errors import DataError
+    from .models import ARCHS
+    from .predict import default_model_path
+    from .train import train_classifier
+
+    if arch not in ARCHS:  # before any data is read
+        raise DataError(f"unknown architecture '{arch}'", hint=f"choose one of: {', '.join(ARCHS)}")
+    target = out_path or default_model_path()
+    train_classifier(data_dir=data_dir, arch=arch, out=target, epochs=epochs, seed=seed, resume=resume, track=track)
+    out.print(f"model → {target}")
+
+
+@app.command()
+def evaluate(
+    model_path: Path = typer.Option(None, "--model", help="A model from `mlcasebook derm train` (default: the "
+                                    "one `train` writes to the cache)."),
+    data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
+    layout: str = typer.Option("auto", help=LAYOUT_HELP),
+    split: str = typer.Option("all", help="Which images: all (a folder the model never saw), or the model's own "
+                              "split of the training data: validation, calibration or train."),
+    json_path: Path = typer.Option(None, "--json", help="Write every figure (and each image's probabilities)."),
+    report: Path = typer.Option(None, help="Folder for an HTML page with ROC, confusion matrix, reliability."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over flips/rotations at test time."),
+    bootstrap: int = typer.Option(2000, min=100, help="Bootstrap resamples for the 95 % intervals."),
+) -> None:
+    """Measure a trained model: balanced accuracy, per-class recall, AUCs, sensitivity and specificity
+    at its operating threshold with 95 % bootstrap intervals, calibration (ECE)."""
+    from ..core.errors import DataError
+    from ..core.report import print_frame, write_json
+    from . import evaluate as ev
+    from .data import load_dataset, split_indices
+    from .predict import load_model
+
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}'", hint=f"use one of {', '.join(SPLITS)}")
+    classifier = load_model(model_path)
+    lesions = load_dataset(data_dir, layout)
+    seed = int(getattr(classifier, "split_seed", 0))
+    if split != "all":
+        lesions = lesions.subset(split_indices(lesions, seed=seed)[split])
+    where = f"{lesions.name} ({lesions.source})" + ("" if split == "all" else f", {split} split, seed {seed}")
+    result = ev.evaluate_classifier(classifier, lesions, tta=tta, n_boot=bootstrap)
+    result["settings"] = {"model": str(model_path), "data": str(lesions.source), "split": split, "split_seed": seed,
+                          "tta": tta, "arch": getattr(classifier, "arch", None)}
+    print_frame(headline_frame(result), f"{getattr(classifier, 'arch', 'model')} on {where}", out)
+    if json_path:
+        write_json(json_path, result)
+        out.print(f"wrote {json_path}")
+    if report:
+        page = ev.write_report_page(result, report, "Skin-lesion classifier — evaluation", where,
+                                    notes=[f"model {model_path}", ev_note(classifier)])
+        out.print(f"wrote {page}")
+
+
+def headline_frame(result: dict):
+    import pandas as pd
+
+    malignant = result["malignant"]
+    ci = malignant.get("ci95") or {"sensitivity": [float("nan")] * 2, "specificity": [float("nan")] * 2}
+    return pd.DataFrame([
+        {"metric": "balanced accuracy", "value": result["balanced_accuracy"]},
+        {"metric": "macro AUC", "value": result["macro_auc"]},
+        {"metric": "malignant AUC", "value": malignant["auc"] if malignant["auc"] is not None else float("nan")},
+        {"metric": f"sensitivity [95 % CI {ci['sensitivity'][0]:.3f}–{ci['sensitivity'][1]:.3f}]",
+         "value": malignant["sensitivity"]},
+        {"metric": f"specificity [95 % CI {ci['specificity'][0]:.3f}–{ci['specificity'][1]:.3f}]",
+         "value": malignant["specificity"]},
+        {"metric": "ECE (15 bins)", "value": result["calibration"]["ece"]},
+    ])
+
+
+def ev_note(classifier) -> str:
+    target = getattr(classifier, "target_sensitivity", None)
+    return (f"operating threshold {classifier.threshold:.4f} on the malignant risk"
+            + (f", chosen on the calibration split for sensitivity ≥ {target:g}" if target else "")
+            + f"; temperature {getattr(classifier, 'temperature', 1.0):.3f}")
+
+
+@app.command()
+def predict(
+    images: list[Path] = typer.Argument(..., help="One or more image files (JPEG/PNG, colour)."),
+    model_path: Path = typer.Option(None, "--model", help="A model from `mlcasebook derm train` (default: the "
+                                    "one `train` writes to the cache)."),
+    gradcam: Path = typer.Option(None, help="Folder for a Grad-CAM picture per image (<name>_gradcam.png)."),
+    top: int = typer.Option(3, min=1, max=7, help="How many diagnoses to list."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over flips/rotations at test time."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Top diagnoses with calibrated probabilities and the malignant risk against the model's
+    operating threshold. Not a medical device. Unreadable files are reported and skipped; the
+    exit status is 2 if any file failed."""
+    from .predict import NOT_A_MEDICAL_DEVICE, load_model, predict_images
+
+    classifier = load_model(model_path)
+    predictions = predict_images(classifier, images, top=top, gradcam_dir=gradcam, tta=tta)
+    if as_json:
+        typer.echo(json.dumps({"predictions": [p.to_dict() for p in predictions], "notice": NOT_A_MEDICAL_DEVICE},
+                              indent=2))
+    else:
+        for prediction in predictions:
+            if not prediction.ok:
+                continue
+            out.print(f"[bold]{prediction.image}[/]")
+            for rank, item in enumerate(prediction.top, 1):
+                out.print(f"  {rank}. {item['dx']:<6} {100 * item['probability']:5.1f} %  {item['name']}")
+            verdict = "ABOVE" if prediction.flagged else "below"
+            out.print(f"  malignant risk {100 * prediction.malignant_risk:.1f} % — {verdict} the operating threshold "
+                      f"{100 * prediction.threshold:.1f} %" + (" (would be referred)" if prediction.flagged else ""))
+            if prediction.gradcam:
+                out.print(f"  Grad-CAM → {prediction.gradcam}")
+        out.print(f"[dim]{NOT_A_MEDICAL_DEVICE}[/]")
+    failed = [p for p in predictions if not p.ok]
+    for prediction in failed:
+        err.print(f"[red]error:[/] {prediction.error}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)

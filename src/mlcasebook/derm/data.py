@@ -171,7 +171,7 @@ def resize_rgb(image, size: int) -> np.ndarray:
         image = image.convert("RGB")
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)  # a writable copy (torch refuses read-only buffers)
 
 
 def _check_mode(mode: str, path: Path | str) -> None:

@@ -80,9 +80,10 @@ def explain(classifier, image: np.ndarray, target: int | None = None) -> GradCam
     from PIL import Image
 
     from .data import resize_rgb
+    from .models import to_pixels
 
     size = classifier.image_size
     sized = image if image.shape[:2] == (size, size) else resize_rgb(Image.fromarray(image), size)
-    inputs = classifier.preprocess(sized[None])
+    inputs = to_pixels(sized[None], size)  # the modules normalise inside: float 0..255 NCHW in
     heatmap, chosen = grad_cam(classifier.module, classifier.gradcam_layer, inputs, target)
     return GradCam(heatmap, chosen, overlay(sized, heatmap))

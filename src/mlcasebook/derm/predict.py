@@ -1,0 +1,99 @@
+"""The product: diagnoses for single images from a trained classifier.
+
+For each image: the top-3 diagnoses with calibrated probabilities (temperature-scaled), the
+malignant risk (akiec + bcc + mel) against the model's operating threshold (chosen on held-out
+calibration data for a target sensitivity), and optionally a Grad-CAM picture of where the
+evidence lies. A file that cannot be used gets its own error; the batch goes on.
+
+This is a teaching tool, not a medical device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import DataError
+from ..core.sources import cache_dir
+from .data import CLASS_NAMES, CLASSES, read_image
+
+NOT_A_MEDICAL_DEVICE = ("Not a medical device: a teaching model trained on one public data set. It can be wrong; "
+                        "it does not replace a dermatologist. See a doctor about any lesion that worries you.")
+
+
+def default_model_path() -> Path:
+    """Where `mlcasebook derm train` puts the model unless told otherwise."""
+    return cache_dir() / "derm" / "derm_classifier.ckpt"
+
+
+def load_model(path: Path | str | None = None):
+    """A trained ``DermClassifier``; a clear error when there is none yet."""
+    path = Path(path) if path else default_model_path()
+    if not path.is_file():
+        raise DataError(f"no trained skin-lesion model at {path}",
+                        hint=f"train one first: mlcasebook derm train --out {path} (or pass --model PATH)")
+    from .models import load_classifier
+
+    return load_classifier(path)
+
+
+@dataclass
+class Prediction:
+    image: str
+    top: list[dict[str, Any]] = field(default_factory=list)  # [{"dx", "name", "probability"}]
+    malignant_risk: float | None = None
+    threshold: float | None = None
+    flagged: bool | None = None          # risk >= threshold: the model would refer this lesion
+    gradcam: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != []}
+
+
+def predict_images(classifier, paths: list[Path | str], top: int = 3, gradcam_dir: Path | None = None,
+                   tta: bool = True) -> list[Prediction]:
+    """One ``Prediction`` per path, in order; unreadable files carry ``error`` instead."""
+    predictions = []
+    for path in paths:
+        try:
+            image = read_image(path, classifier.image_size)
+        except DataError as exc:
+            predictions.append(Prediction(str(path), error=exc.message))
+            continue
+        probs = np.asarray(classifier.predict_proba(image[None], tta=tta))[0]
+        risk = float(np.asarray(classifier.malignant_risk(probs[None])).reshape(-1)[0])
+        order = np.argsort(probs)[::-1][:top]
+        prediction = Prediction(
+            str(path),
+            top=[{"dx": CLASSES[k], "name": CLASS_NAMES[CLASSES[k]], "probability": float(probs[k])} for k in order],
+            malignant_risk=risk, threshold=float(classifier.threshold), flagged=bool(risk >= classifier.threshold))
+        if gradcam_dir is not None:
+            prediction.gradcam = str(save_gradcam(classifier, image, Path(path), Path(gradcam_dir)))
+        predictions.append(prediction)
+    return predictions
+
+
+def save_gradcam(classifier, image: np.ndarray, source: Path, folder: Path) -> Path:
+    """Grad-CAM of the top class beside the photograph, as ``<folder>/<stem>_gradcam.png``."""
+    from PIL import Image
+
+    from .gradcam import explain
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cam = explain(classifier, image)
+    side = Image.new("RGB", (image.shape[1] * 2, image.shape[0]))
+    side.paste(Image.fromarray(image), (0, 0))
+    side.paste(cam.overlay, (image.shape[1], 0))
+    target = folder / f"{source.stem}_gradcam.png"
+    partial = target.with_suffix(".tmp.png")
+    side.save(partial)
+    partial.replace(target)  # never a half-written picture
+    return target
