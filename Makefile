@@ -4,9 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tour test lint bench clean
+.PHONY: install system-deps tour test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) system-deps
+
+# Debian packages some cases drive as real programs (GNU Go: the Go case's opponent and rules referee).
+# Installed when missing and we may; otherwise those tests skip with the reason.
+GNUGO := /usr/games/gnugo
+system-deps:
+	@test -x $(GNUGO) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnugo >/dev/null; \
+	  else echo "note: GNU Go missing ($(GNUGO)); 'sudo apt-get install gnugo' enables the Go matches"; fi; }
 
 # Re-installs only when the project's metadata changed; the editable install picks up code edits.
 $(STAMP): pyproject.toml
