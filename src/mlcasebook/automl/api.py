@@ -23,7 +23,7 @@ from ..core.errors import DataError
 from .ensemble import BaggedEnsemble, greedy_selection
 from .frame import ColumnPlan, FrameCleaner, inspect_frame, split_target
 from .scoring import METRICS, Metric, choose_metric
-from .search import leaderboard, run_search
+from .search import leaderboard, run_search, target_bounds
 from .space import FAMILIES
 
 # the share of the budget the first checks may take before the search must start
@@ -155,7 +155,9 @@ def _select(done, y, metric: Metric, task: str, classes):
         fold_models = by_number[number].models
         members.extend(fold_models)
         member_weights.extend([weight / len(fold_models)] * len(fold_models))
-    ensemble = BaggedEnsemble(members, member_weights, task, None if classes is None else list(classes)).fit(None)
+    bounds = None if task == "classification" else list(target_bounds(y))
+    ensemble = BaggedEnsemble(members, member_weights, task, None if classes is None else list(classes),
+                              bounds).fit(None)
     return ensemble, weights, cv_loss, best.loss
 
 

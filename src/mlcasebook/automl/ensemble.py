@@ -36,11 +36,12 @@ class BaggedEnsemble(BaseEstimator):
     Classification members were fitted on classes encoded 0..K-1; ``classes_`` maps back.
     """
 
-    def __init__(self, members=(), weights=(), task="classification", classes=None):
+    def __init__(self, members=(), weights=(), task="classification", classes=None, bounds=None):
         self.members = members
         self.weights = weights
         self.task = task
         self.classes = classes
+        self.bounds = bounds
 
     def fit(self, X, y=None):
         """Members arrive fitted (out-of-fold models); fitting only checks the shapes."""
@@ -48,6 +49,7 @@ class BaggedEnsemble(BaseEstimator):
             raise ValueError("members and weights must be non-empty and of equal length")
         if self.task == "classification":
             self.classes_ = np.asarray(self.classes)
+        self.n_members_ = len(self.members)
         return self
 
     def _average(self, X, method: str) -> np.ndarray:
@@ -65,4 +67,11 @@ class BaggedEnsemble(BaseEstimator):
     def predict(self, X) -> np.ndarray:
         if self.task == "classification":
             return self.classes_[self.predict_proba(X).argmax(axis=1)]
-        return self._average(X, "predict")
+        if self.bounds is None:
+            return self._average(X, "predict")
+        # the same clipping as the out-of-fold predictions the weights were chosen on
+        total = None
+        for member, weight in zip(self.members, self.weights, strict=True):
+            pred = np.clip(np.asarray(member.predict(X), dtype=float), *self.bounds) * weight
+            total = pred if total is None else total + pred
+        return total / float(np.sum(self.weights))

@@ -298,10 +298,10 @@ def portfolio(task: str, n_rows: int, plan: ColumnPlan, allow_log_target: bool) 
               impute="median"),
         point("rf", n_estimators=200 if n_rows <= 20_000 else 100, max_features="sqrt", min_samples_leaf=2,
               impute="median"),
-        point("mlp", encoding="onehot", impute="median", scaler="quantile", select=100, hidden="64", alpha=1e-2,
-              lr=1e-3),
         point("knn", encoding="onehot", impute="median", scaler="standard", select=100, n_neighbors=25,
               weights="distance"),
+        point("mlp", encoding="onehot", impute="median", scaler="quantile", select=100, hidden="64", alpha=1e-2,
+              lr=1e-3),
     ]
     if plan.categorical:
         points.insert(2, point("linear", encoding="target", impute="median", scaler="standard", select=100,
