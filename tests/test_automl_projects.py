@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from mlcasebook.automl.projects import PROJECTS, run_project
@@ -69,3 +70,18 @@ def test_bad_project_name_and_budget_are_clear_errors(tmp_path):
         run_project("mnist", tmp_path)
     with pytest.raises(DataError, match="budget"):
         run_project("titanic", tmp_path, budget_s=0)
+
+
+def test_stacked_permutation_importance_matches_explain():
+    api = pytest.importorskip("mlcasebook.automl.api", reason="the AutoML search is not installed in this checkout")
+    from mlcasebook.automl.datasets import fixed_split, load_titanic_raw
+    from mlcasebook.automl.projects import permutation_importance
+
+    data = load_titanic_raw()
+    train, test = fixed_split(data, seed=0)
+    result = api.fit(train.sample(400, random_state=0), data.target, budget_s=2, seed=0, progress=False)
+    expected = api.explain(result, test.head(200), data.target, n_repeats=2, seed=3)
+    # a small rows_per_call forces several stacked calls, so chunk boundaries are exercised too
+    stacked = permutation_importance(result, test.head(200), data.target, n_repeats=2, seed=3, rows_per_call=700)
+    pd.testing.assert_frame_equal(stacked, expected, check_exact=False, atol=1e-12)
+    assert stacked["importance"].abs().max() > 0  # shuffling some column changes the score
