@@ -104,12 +104,12 @@ def fit(df: pd.DataFrame, target: str, task: str = "auto", budget_s: float = 60,
     if unknown or not families:
         raise DataError(f"unknown model families {sorted(unknown)}", hint=f"choose from {', '.join(FAMILIES)}")
     features, y_raw, task = split_target(df, target, task)
-    plan = inspect_frame(features)
     if task == "classification":
         classes, y = np.unique(y_raw.astype(str) if y_raw.dtype == object else y_raw, return_inverse=True)
     else:
         classes, y = None, y_raw.to_numpy(dtype=float)
     chosen = choose_metric(task, len(classes) if classes is not None else 0, metric)
+    plan = inspect_frame(features)
     cleaner = FrameCleaner(plan.numeric, plan.categorical, plan.datetime, plan.text).fit(features)
     X = cleaner.transform(features)
     if started + budget_s - time.monotonic() < _MIN_SEARCH_S:

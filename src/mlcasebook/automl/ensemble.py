@@ -2,7 +2,7 @@
 
 Selection works on out-of-fold predictions only: start from the best single model, then add
 (with replacement) whichever model most improves the out-of-fold loss of the running average,
-for a fixed number of rounds. The weights are how often each model was picked. Each selected
+until no model improves it or the rounds run out. The weights are how often each model was picked. Each selected
 model is a bag of its cross-validation fold models, so the final estimator needs no refit and
 the wall-clock budget covers everything.
 """
@@ -22,9 +22,13 @@ def greedy_selection(oof: list[np.ndarray], y: np.ndarray, metric: Metric, round
     best = int(np.argmin(losses))
     counts[best] = 1
     running = oof[best].astype(float).copy()
+    current = losses[best]
     for size in range(1, rounds):
         trial_losses = [metric.loss(y, (running * size + p) / (size + 1)) for p in oof]
         pick = int(np.argmin(trial_losses))
+        if not trial_losses[pick] < current:
+            break  # nothing helps any more: adding more would only dilute the weights
+        current = trial_losses[pick]
         counts[pick] += 1
         running = (running * size + oof[pick]) / (size + 1)
     return counts / counts.sum()
