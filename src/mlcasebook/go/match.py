@@ -1,0 +1,234 @@
+"""Matches between any two GTP engines: alternating colours, SGF for every game, win rate and Elo.
+
+The referee is our own rules engine: every move is checked (an engine that plays an illegal
+move under positional superko forfeits the game; that is logged) and finished games are scored
+by Tromp-Taylor. Engines' own ``final_score`` is asked too, and every disagreement is logged:
+GNU Go, for instance, removes stones it judges dead, Tromp-Taylor counts every stone on the
+board, so an engine that passes with dead enemy stones inside its area is scored as it left the
+board (the rule CGOS and KataGo's self-play use).
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import CasebookError
+from ..core.progress import track
+from .board import BLACK, EMPTY, WHITE, GoState, IllegalMove, action_to_vertex, vertex_to_action
+from .gtp import GtpClient, GtpError
+
+GNUGO_PATHS = ("gnugo", "/usr/games/gnugo")
+
+
+def engine_command(spec: str) -> list[str]:
+    """An engine spec -> a command line.
+
+    ``gnugo:LEVEL``  GNU Go at a level (0-10), area (Chinese) scoring, capturing dead stones before it passes;
+    ``random[:SEED]``  our uniformly random player;
+    ``ours[:MODEL][,playouts=N][,time=S]``  our engine (rollout MCTS when no model);
+    anything else   a command line, e.g. ``"katago gtp -model m.bin.gz"``.
+    """
+    head, _, options = spec.partition(",")
+    name, _, argument = head.partition(":")
+    python = [sys.executable, "-m", "mlcasebook", "go", "gtp"]
+    if name == "gnugo":
+        binary = next((found for path in GNUGO_PATHS if (found := shutil.which(path))), None)
+        if binary is None:
+            raise CasebookError("GNU Go is not installed", hint="apt-get install gnugo (or `make`, which does it)")
+        level = argument or "10"
+        if not level.isdigit() or not 0 <= int(level) <= 10:
+            raise CasebookError(f"bad GNU Go level in {spec!r}", hint="use gnugo:0 … gnugo:10")
+        # --capture-all-dead: GNU Go removes dead stones before passing, as Tromp-Taylor scoring needs
+        return [binary, "--mode", "gtp", "--level", level, "--chinese-rules", "--capture-all-dead"]
+    if name == "random":
+        return python + ["--random", "--seed", argument or "0"]
+    if name == "ours":
+        command = python + (["--model", argument] if argument else [])
+        for option in filter(None, options.split(",")):
+            key, _, value = option.partition("=")
+            flags = {"playouts": "--playouts", "time": "--time-per-move", "seed": "--seed"}
+            if key not in flags or not value:
+                raise CasebookError(f"unknown option {option!r} in {spec!r}",
+                                    hint="use ours:MODEL,playouts=N,time=S,seed=K")
+            command += [flags[key], value]
+        return command
+    return shlex.split(spec)
+
+
+@dataclass
+class GameRecord:
+    black: str
+    white: str
+    moves: list[tuple[int, int]]  # (colour, action); action -1 for resign
+    result: str  # 'B+3.5', 'W+R', 'W+F' (forfeit), '0'
+    winner: int  # BLACK / WHITE / EMPTY
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[int, list[float]] = field(default_factory=lambda: {BLACK: [], WHITE: []})
+
+
+def play_game(black: GtpClient, white: GtpClient, size: int, komi: float, max_moves: int) -> GameRecord:
+    """One game; our rules referee it."""
+    engines = {BLACK: black, WHITE: white}
+    for client in engines.values():
+        client.send(f"boardsize {size}")
+        client.send("clear_board")
+        client.send(f"komi {komi:g}")
+    state = GoState(size, komi)
+    record = GameRecord(black.name, white.name, [], "", EMPTY)
+    colour = BLACK
+    while not state.is_over() and state.move_number < max_moves:
+        started = time.monotonic()
+        answer = engines[colour].send(f"genmove {'b' if colour == BLACK else 'w'}").strip().lower()
+        record.seconds[colour].append(time.monotonic() - started)
+        if answer == "resign":
+            state.resign(colour)
+            record.moves.append((colour, -1))
+            break
+        try:
+            action = vertex_to_action(answer, size)
+            state.play(action, colour)
+        except (CasebookError, IllegalMove) as exc:
+            record.notes.append(f"{engines[colour].name} played {answer!r}: {exc}; it forfeits")
+            record.result, record.winner = f"{'W' if colour == BLACK else 'B'}+F", 3 - colour
+            return record
+        record.moves.append((colour, action))
+        other = engines[3 - colour]
+        other.send(f"play {'b' if colour == BLACK else 'w'} {action_to_vertex(action, size)}")
+        colour = 3 - colour
+    if state.move_number >= max_moves and not state.is_over():
+        record.notes.append(f"stopped at the {max_moves}-move cap; scored as the board stands")
+    record.result, record.winner = state.result_string(), state.winner()
+    if state.resigned is None:
+        for client in engines.values():
+            try:
+                theirs = client.send("final_score").strip()
+            except GtpError:
+                continue
+            if theirs and theirs.upper() != record.result.upper() and _margin(theirs) != _margin(record.result):
+                record.notes.append(f"{client.name} scores {theirs}, Tromp-Taylor says {record.result}")
+    return record
+
+
+def _margin(result: str) -> float | None:
+    try:
+        return 0.0 if result.strip() == "0" else float(result[2:]) * (1 if result[0].upper() == "B" else -1)
+    except (ValueError, IndexError):
+        return None
+
+
+def save_sgf(record: GameRecord, path: Path, size: int, komi: float) -> Path:
+    from sgfmill import sgf
+
+    from ..core.checkpoint import atomic_write_bytes
+
+    game = sgf.Sgf_game(size=size)
+    root = game.get_root()
+    root.set("KM", komi)
+    root.set("RU", "Tromp-Taylor (positional superko, no suicide)")
+    root.set("PB", record.black)
+    root.set("PW", record.white)
+    root.set("RE", record.result)
+    root.set("AP", ("mlcasebook", "go match"))
+    if record.notes:
+        root.set("GC", "\n".join(record.notes))
+    for colour, action in record.moves:
+        if action < 0:
+            break
+        node = game.extend_main_sequence()
+        move = None if action == size * size else divmod(action, size)
+        if move is not None:  # sgfmill rows count from the bottom
+            move = (size - 1 - move[0], move[1])
+        node.set_move("b" if colour == BLACK else "w", move)
+    return atomic_write_bytes(path, game.serialise())
+
+
+def wilson_interval(successes: float, trials: int, z: float = 1.96) -> tuple[float, float]:
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def elo_difference(score: float) -> float:
+    """Elo gap implied by an expected score (clipped so 0 % and 100 % stay finite)."""
+    score = min(max(score, 1e-3), 1 - 1e-3)
+    return -400.0 * math.log10(1.0 / score - 1.0)
+
+
+@dataclass
+class MatchSummary:
+    first: str
+    second: str
+    games: int
+    first_wins: int
+    second_wins: int
+    draws: int
+    first_wins_as_black: int
+    first_wins_as_white: int
+    win_rate: float
+    win_rate_95: tuple[float, float]
+    elo: float
+    elo_95: tuple[float, float]
+    seconds_per_move: dict[str, float]
+    disagreements: int
+    forfeits: int
+    notes: list[str]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def summarise(first: str, second: str, records: list[GameRecord]) -> MatchSummary:
+    """Win rate of ``first`` with a Wilson 95 % interval, and the Elo gap over the interval's ends."""
+    first_wins = second_wins = draws = as_black = as_white = 0
+    times: dict[str, list[float]] = {first: [], second: []}
+    notes: list[str] = []
+    for index, record in enumerate(records):
+        first_colour = BLACK if index % 2 == 0 else WHITE
+        if record.winner == EMPTY:
+            draws += 1
+        elif record.winner == first_colour:
+            first_wins += 1
+            as_black += first_colour == BLACK
+            as_white += first_colour == WHITE
+        else:
+            second_wins += 1
+        times[first] += record.seconds[first_colour]
+        times[second] += record.seconds[3 - first_colour]
+        notes += [f"game {index + 1}: {note}" for note in record.notes]
+    games = len(records)
+    score = (first_wins + 0.5 * draws) / games if games else 0.0
+    low, high = wilson_interval(first_wins + 0.5 * draws, games)
+    return MatchSummary(
+        first, second, games, first_wins, second_wins, draws, as_black, as_white, score, (low, high),
+        elo_difference(score), (elo_difference(low), elo_difference(high)),
+        {name: (sum(values) / len(values) if values else 0.0) for name, values in times.items()},
+        sum("Tromp-Taylor says" in note for note in notes), sum("forfeits" in note for note in notes), notes,
+    )
+
+
+def run_match(first: str, second: str, games: int, size: int = 9, komi: float = 7.0,
+              sgf_dir: Path | None = None, max_moves: int | None = None, timeout: float = 300.0) -> MatchSummary:
+    """``games`` games, ``first`` takes Black in the odd-numbered ones (1st, 3rd, …)."""
+    if games < 1:
+        raise CasebookError("a match needs at least one game", hint="--games 1 or more")
+    cap = max_moves or 4 * size * size
+    records: list[GameRecord] = []
+    first_name, second_name = (first, second) if first != second else (f"{first} (A)", f"{second} (B)")
+    with GtpClient(engine_command(first), timeout, first_name) as engine_a, \
+            GtpClient(engine_command(second), timeout, second_name) as engine_b:
+        for index in track(range(games), f"{first} vs {second}"):
+            black, white = (engine_a, engine_b) if index % 2 == 0 else (engine_b, engine_a)
+            record = play_game(black, white, size, komi, cap)
+            records.append(record)
+            if sgf_dir is not None:
+                save_sgf(record, Path(sgf_dir) / f"game_{index + 1:04d}.sgf", size, komi)
+    return summarise(first_name, second_name, records)

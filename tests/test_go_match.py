@@ -1,0 +1,78 @@
+"""Matches: two random engines through real pipes, SGF records, forfeits, statistics."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+
+import pytest
+from sgfmill import sgf
+
+from mlcasebook.core.errors import CasebookError
+from mlcasebook.go.board import GoState
+from mlcasebook.go.match import elo_difference, engine_command, run_match, wilson_interval
+
+
+def test_match_of_two_random_engines_through_pipes(tmp_path):
+    summary = run_match("random:1", "random:2", games=4, size=5, komi=0.5, sgf_dir=tmp_path)
+    assert summary.games == 4 and summary.first_wins + summary.second_wins + summary.draws == 4
+    assert summary.disagreements == 0 and summary.forfeits == 0
+    files = sorted(tmp_path.glob("*.sgf"))
+    assert len(files) == 4
+    wins_of_first = 0
+    for index, path in enumerate(files):
+        game = sgf.Sgf_game.from_bytes(path.read_bytes())
+        assert game.get_size() == 5 and game.get_komi() == 0.5
+        state = GoState(5, komi=0.5)
+        for node in game.get_main_sequence()[1:]:
+            colour, move = node.get_move()
+            action = 25 if move is None else (4 - move[0]) * 5 + move[1]
+            state.play(action, 1 if colour == "b" else 2)
+        # replaying the SGF with our rules gives the recorded result
+        assert game.get_root().get("RE") == state.result_string()
+        first_is_black = index % 2 == 0
+        wins_of_first += state.winner() == (1 if first_is_black else 2)
+    assert wins_of_first == summary.first_wins
+
+
+def test_an_engine_that_plays_an_illegal_move_forfeits(tmp_path):
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(textwrap.dedent("""
+        import sys
+        for line in sys.stdin:
+            word = line.split()[0] if line.split() else ""
+            print("= A1" if word == "genmove" else "=")
+            print(flush=True)
+            if word == "quit":
+                break
+    """))
+    summary = run_match(f"{sys.executable} {stubborn}", "random:3", games=2, size=5)
+    assert summary.forfeits >= 1 and summary.second_wins >= 1
+    assert any("forfeits" in note for note in summary.notes)
+
+
+def test_engine_specs():
+    assert engine_command("random:4")[-3:] == ["--random", "--seed", "4"]
+    ours = engine_command("ours:net.ckpt,playouts=50,time=1.5")
+    assert ours[-6:] == ["--model", "net.ckpt", "--playouts", "50", "--time-per-move", "1.5"]
+    assert engine_command("katago gtp -model 'm b.gz'") == ["katago", "gtp", "-model", "m b.gz"]
+    with pytest.raises(CasebookError):
+        engine_command("ours,depth=3")
+    try:
+        command = engine_command("gnugo:7")
+    except CasebookError:
+        pytest.skip("GNU Go is not installed")
+    assert "--level" in command and "7" in command and "--capture-all-dead" in command
+    with pytest.raises(CasebookError):
+        engine_command("gnugo:11")
+
+
+def test_wilson_interval_and_elo():
+    low, high = wilson_interval(50, 100)
+    assert low < 0.5 < high and math.isclose(0.5 - low, high - 0.5)
+    assert math.isclose(low, 0.4038, abs_tol=1e-3)  # textbook value for 50/100
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert elo_difference(0.5) == 0.0
+    assert math.isclose(elo_difference(0.75), 190.85, abs_tol=0.1)
+    assert math.isclose(elo_difference(0.25), -elo_difference(0.75))
