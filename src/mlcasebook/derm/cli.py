@@ -65,12 +65,23 @@ def train(
                              "fine-tuned), frozen-lr (frozen Lite0 features + logistic regression) or small-cnn "
                              "(trained from scratch)."),
     epochs: int = typer.Option(None, min=1, help="Training epochs (default: the architecture's)."),
-    seed: int = typer.Option(0, help="Seed of the split and of training."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out."),
+    seed: int = typer.Option(0, help="Seed of training (augmentation draws, sampling, initialisation); the split "
+                             "is always the fixed seed-0 split of `mlcasebook derm data`."),
+    max_images: int = typer.Option(None, min=20, help="Train on a seeded subset of this many training images "
+                                   "(quick runs)."),
+    image_size: int = typer.Option(None, min=32, help="Input size in pixels (default: the architecture's)."),
+    imbalance: str = typer.Option(None, help="Class imbalance: sampling (balanced batches) or weighted (weighted "
+                                  "loss)."),
+    target_sensitivity: float = typer.Option(None, min=0.5, max=1.0, help="Malignant sensitivity the operating "
+                                             "threshold aims at on the calibration split (default 0.95)."),
+    threads: int = typer.Option(None, min=1, help="CPU threads for torch (default: torch's)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run of the same "
+                                "command from its last finished epoch."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log parameters and metrics to MLflow."),
 ) -> None:
-    """Train a classifier on the train split; temperature and operating threshold are fitted on the
-    calibration split; validation figures are printed at the end."""
+    """Train a classifier on the train split; its temperature and malignant operating threshold are
+    fitted on the calibration split. Measure it on the untouched validation split with
+    `mlcasebook derm evaluate --model PATH --split validation`."""
     from ..core.errors import DataError
     from .models import ARCHS
     from .predict import default_model_path
@@ -79,8 +90,11 @@ def train(
     if arch not in ARCHS:  # before any data is read
         raise DataError(f"unknown architecture '{arch}'", hint=f"choose one of: {', '.join(ARCHS)}")
     target = out_path or default_model_path()
-    train_classifier(data_dir=data_dir, arch=arch, out=target, epochs=epochs, seed=seed, resume=resume, track=track)
-    out.print(f"model → {target}")
+    train_classifier(data_dir=data_dir, arch=arch, out=target, epochs=epochs, seed=seed, resume=resume, track=track,
+                     max_images=max_images, image_size=image_size, imbalance=imbalance,
+                     target_sensitivity=target_sensitivity, threads=threads)
+    out.print(f"model → {target}\nmeasure it: mlcasebook derm evaluate --model {target} --split validation "
+              f"--report report/derm")
 
 
 @app.command()
@@ -108,7 +122,7 @@ def evaluate(
         raise DataError(f"unknown split '{split}'", hint=f"use one of {', '.join(SPLITS)}")
     classifier = load_model(model_path)
     lesions = load_dataset(data_dir, layout)
-    seed = int(getattr(classifier, "split_seed", 0))
+    seed = 0  # `derm train` always trains on the fixed seed-0 split
     if split != "all":
         lesions = lesions.subset(split_indices(lesions, seed=seed)[split])
     where = f"{lesions.name} ({lesions.source})" + ("" if split == "all" else f", {split} split, seed {seed}")
