@@ -150,3 +150,18 @@ def test_grad_cam_points_at_the_evidence():
     assert inside > 10 * outside
     picture = overlay(np.zeros((32, 32, 3), dtype=np.uint8), heatmap)
     assert picture.size == (32, 32) and np.asarray(picture)[24, 8].any() and not np.asarray(picture)[2, 30].any()
+
+
+def test_gradcam_cases_pick_hits_misses_and_false_alarms():
+    from mlcasebook.derm.evaluate import gradcam_cases
+
+    classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+
+    def probs(risk):  # all malignant mass on mel, the rest on nv
+        return [0, 0, 0, 0, risk, 1 - risk, 0]
+
+    risks = [0.9, 0.2, 0.6, 0.1, 0.7, 0.05]
+    result = {"classes": classes, "probabilities": [probs(r) for r in risks],
+              "true_dx": ["mel", "mel", "nv", "nv", "bcc", "akiec"], "malignant": {"threshold": 0.5}}
+    cases = gradcam_cases(result, per_kind=2)
+    assert cases == {"detected malignant": [0, 4], "missed malignant": [5, 1], "false alarm": [2]}

@@ -126,6 +126,10 @@ def evaluate(
     if split != "all":
         lesions = lesions.subset(split_indices(lesions, seed=seed)[split])
     where = f"{lesions.name} ({lesions.source})" + ("" if split == "all" else f", {split} split, seed {seed}")
+    trained_on = (getattr(classifier, "info", None) or {}).get("source")
+    if split == "all" and trained_on and lesions.source and Path(trained_on) == Path(lesions.source):
+        err.print(f"[yellow]warning:[/] {lesions.source} is the data this model was trained on: 'all' includes its "
+                  "training images. Use --split validation for honest figures.", highlight=False, soft_wrap=True)
     result = ev.evaluate_classifier(classifier, lesions, tta=tta, n_boot=bootstrap)
     result["settings"] = {"model": str(model_path), "data": str(lesions.source), "split": split, "split_seed": seed,
                           "tta": tta, "arch": getattr(classifier, "arch", None)}
@@ -135,7 +139,8 @@ def evaluate(
         out.print(f"wrote {json_path}")
     if report:
         page = ev.write_report_page(result, report, "Skin-lesion classifier — evaluation", where,
-                                    notes=[f"model {model_path}", ev_note(classifier)])
+                                    notes=[f"model {model_path}", ev_note(classifier)],
+                                    gradcams=ev.gradcam_figure(classifier, lesions, result))
         out.print(f"wrote {page}")
 
 

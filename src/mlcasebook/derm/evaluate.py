@@ -337,6 +337,45 @@ def add_to_report(report, result: dict[str, Any], where: str) -> None:
     report.record(evaluation=result)
 
 
+def gradcam_cases(result: dict[str, Any], per_kind: int = 2) -> dict[str, list[int]]:
+    """Rows worth a look, by the malignant risk at the operating threshold: the surest hits,
+    the worst misses (malignant, lowest risk) and the loudest false alarms (benign, highest risk)."""
+    probs = np.asarray(result["probabilities"])
+    risk = malignant_risk(probs)
+    labels = np.array([result["classes"].index(c) for c in result["true_dx"]])
+    malignant = MALIGNANT_MASK[labels]
+    flagged = risk >= result["malignant"]["threshold"]
+    by_risk = np.argsort(-risk, kind="stable")
+    pick = lambda mask, order: [int(i) for i in order if mask[i]][:per_kind]  # noqa: E731
+    return {"detected malignant": pick(malignant & flagged, by_risk),
+            "missed malignant": pick(malignant & ~flagged, by_risk[::-1]),
+            "false alarm": pick(~malignant & flagged, by_risk)}
+
+
+def gradcam_figure(classifier, lesion_set, result: dict[str, Any], per_kind: int = 2):
+    """A grid of Grad-CAM overlays (top class) for the cases ``gradcam_cases`` picks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .gradcam import explain
+
+    cases = [(kind, row) for kind, rows in gradcam_cases(result, per_kind).items() for row in rows]
+    if not cases:
+        return None
+    fig, axes = plt.subplots(1, len(cases), figsize=(2.6 * len(cases), 3.0), squeeze=False)
+    for ax, (kind, row) in zip(axes[0], cases, strict=True):
+        image = lesion_set.read_images(classifier.image_size, np.array([row]), progress=False)[0]
+        cam = explain(classifier, image)
+        probs = np.asarray(result["probabilities"][row])
+        ax.imshow(cam.overlay)
+        ax.set_title(f"{kind}\ntrue {result['true_dx'][row]} · top {CLASSES[cam.target]} "
+                     f"({probs[cam.target]:.0%})\nrisk {malignant_risk(probs[None])[0]:.2f}", fontsize=7)
+        ax.axis("off")
+    return fig
+
+
 def evaluate_classifier(classifier, lesion_set, tta: bool = True, batch_size: int = 64, n_boot: int = 2000,
                         seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Run a ``DermClassifier`` over a ``LesionSet`` in batches and measure it at its own threshold."""
@@ -353,14 +392,20 @@ def evaluate_classifier(classifier, lesion_set, tta: bool = True, batch_size: in
                                     getattr(classifier, "target_sensitivity", None), n_boot, seed)
     result["probabilities"] = probs.round(6).tolist()
     result["image_ids"] = lesion_set.frame["image_id"].tolist()
+    result["true_dx"] = lesion_set.frame["dx"].tolist()
     return result
 
 
-def write_report_page(result: dict[str, Any], out_dir: Path, title: str, where: str, notes: list[str] = ()) -> Path:
+def write_report_page(result: dict[str, Any], out_dir: Path, title: str, where: str, notes: list[str] = (),
+                      gradcams=None) -> Path:
+    """The evaluation page; ``gradcams`` is an optional figure from ``gradcam_figure``."""
     from ..core.report import Report
 
     report = Report(title, case="derm")
     for note in notes:
         report.text(note, note=True)
     add_to_report(report, result, where)
+    if gradcams is not None:
+        report.figure(gradcams, "Grad-CAM of the top class: where the evidence lies, for the surest detections, "
+                                "the missed malignant lesions and the loudest false alarms")
     return report.write(Path(out_dir) / "derm_evaluation.html")
