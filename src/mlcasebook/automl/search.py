@@ -160,8 +160,7 @@ def run_search(X: pd.DataFrame, y: np.ndarray, plan: ColumnPlan, task: str, metr
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                              n_startup_trials=max(len(starts), 5))
         pruner = optuna.pruners.MedianPruner(n_startup_trials=max(len(starts), 5), n_warmup_steps=0)
-        study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner, storage=storage,
-                                    study_name=study_name, load_if_exists=storage is not None)
+        study = _open_study(sampler, pruner, storage, study_name)
     if not study.trials:
         for point in starts:
             study.enqueue_trial(point, skip_if_exists=True)
@@ -185,19 +184,43 @@ def run_search(X: pd.DataFrame, y: np.ndarray, plan: ColumnPlan, task: str, metr
                 skipped += 1  # never started: predicted not to fit in the time left, not worth a row
             else:
                 records.append(record)
-            if record.status == "complete":
-                study.tell(trial, record.loss)
-                skipped_in_a_row = 0
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED if record.status in ("pruned", "skipped")
-                           else optuna.trial.TrialState.FAIL)
-                skipped_in_a_row = skipped_in_a_row + 1 if record.status == "skipped" else 0
+            _tell(study, trial, record)
+            skipped_in_a_row = skipped_in_a_row + 1 if record.status == "skipped" else 0
             _keep_best_models(records)
             elapsed = int(time.monotonic() - started)
             advance(max(0, min(elapsed, int(math.ceil(budget_s))) - shown))
             shown = max(shown, elapsed)
             del flat_params
     return SearchResult(records, n_folds, time.monotonic() - search_began, skipped)
+
+
+def _tell(study, trial, record: TrialRecord) -> None:
+    try:
+        if record.status == "complete":
+            study.tell(trial, record.loss)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED if record.status in ("pruned", "skipped")
+                       else optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # a shared study: another worker already finished this (enqueued) trial
+
+
+def _open_study(sampler, pruner, storage: str | None, study_name: str | None):
+    """A fresh in-memory study, or a shared one in an RDB (several workers may race to create it)."""
+    for attempt in range(3):
+        try:
+            return optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner, storage=storage,
+                                       study_name=study_name, load_if_exists=storage is not None)
+        except Exception as exc:  # SQLAlchemy errors while two workers create the schema at once
+            if storage is None:
+                raise
+            if attempt == 2:
+                raise DataError(f"cannot open the Optuna study {study_name!r} in {storage} "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                                hint="check the URL; create the study once before starting workers "
+                                     "(see docs/automl.md)") from exc
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _evaluate(record: TrialRecord, trial, X, y, folds, fold_rows, plan, task, metric, seed, n_jobs, cost,
