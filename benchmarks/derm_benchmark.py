@@ -1,0 +1,216 @@
+"""Skin-lesion classification on HAM10000: three models on one fixed split, beside the chapter's rows.
+
+Trains (or reuses, when the same configuration already produced it) and evaluates, in one run:
+
+- ``small-cnn``: a small CNN from scratch at 64 px (what no transfer learning gives);
+- ``frozen-lr``: frozen ImageNet EfficientNet-Lite0 features + logistic regression;
+- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 with blocks 11-15 + head fine-tuned.
+
+Protocol: ``derm.data.split_indices`` seed 0 (train 4,307 / calibration 479 / validation
+1,198 images, stratified by diagnosis, grouped by lesion). Every choice — epochs and settings
+(fixed in ``derm.train.DEFAULTS`` before this run), the logistic regression's C, the temperature
+and the malignant operating threshold (target sensitivity 0.95) — is made on train or
+calibration data; the validation images are read only here, once, for the figures. Validation
+predictions use test-time augmentation (mean logits over the four flips), as ``derm predict`` does.
+
+Figures per model: balanced accuracy (ISIC 2018 Task 3 metric), per-class recall, macro AUC,
+malignant-vs-benign AUC, sensitivity and specificity at the calibration-chosen threshold with
+95 % bootstrap intervals, ECE before / after temperature scaling, training time (wall, cache +
+epochs), validation images/s, and single-image CPU latency at 1 and 2 threads.
+
+    flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --json docs/results/derm.json
+    .venv/bin/python benchmarks/derm_benchmark.py --archs small-cnn frozen-lr   # the cheap baselines only
+    .venv/bin/python benchmarks/derm_benchmark.py --quick                        # smoke run, a few minutes
+
+Models are kept in ``<cache>/derm/models/<arch>.pt`` (``--models-dir``); ``--retrain`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from common import console, print_table
+from mlcasebook.core.claims import claims_for
+from mlcasebook.core.report import write_json
+from mlcasebook.core.sources import cache_dir
+from mlcasebook.derm.data import CLASSES, load_dataset, split_indices
+from mlcasebook.derm.evaluate import evaluate_probabilities, expected_calibration_error, softmax
+from mlcasebook.derm.models import load_classifier
+from mlcasebook.derm.train import train_classifier
+
+ARCHS = ("small-cnn", "frozen-lr", "efficientnet-lite0")
+TARGETS = {"balanced_accuracy": 0.80, "malignant_auc": 0.93, "sensitivity": 0.89, "specificity": 0.83}
+
+
+def validation_logits(classifier, lesion_set, rows: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, float]:
+    """Untempered test-time-augmented logits of the validation images, and images/s of that pass."""
+    images = lesion_set.read_images(classifier.image_size, rows)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        logits = torch.cat([classifier.logits(images[s:s + batch_size], tta=True)
+                            for s in range(0, len(images), batch_size)]).double().numpy()
+    return logits, len(images) / (time.perf_counter() - started)
+
+
+def latency(classifier, image: np.ndarray, threads: int, repeats: int = 20) -> dict[str, float]:
+    """Median seconds to classify one image (no TTA and with the four flips) at ``threads``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    out = {}
+    try:
+        for tta in (False, True):
+            classifier.predict_proba(image[None], tta=tta)  # warm-up
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                classifier.predict_proba(image[None], tta=tta)
+                times.append(time.perf_counter() - started)
+            out["tta_ms" if tta else "ms"] = 1000 * statistics.median(times)
+        batch = np.repeat(image[None], 32, axis=0)
+        classifier.predict_proba(batch[:8], tta=False)
+        started = time.perf_counter()
+        classifier.predict_proba(batch, tta=False)
+        out["images_per_second"] = len(batch) / (time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(previous)
+    return out
+
+
+def specificity_at(roc: dict, sensitivity: float) -> float:
+    """Best specificity on the validation ROC at a sensitivity of at least ``sensitivity`` (a
+    reading of the curve, for comparison with the chapter's points; not an operating point)."""
+    tpr, fpr = np.asarray(roc["tpr"]), np.asarray(roc["fpr"])
+    reached = tpr >= sensitivity
+    return float(1 - fpr[reached].min()) if reached.any() else math.nan
+
+
+def thin_roc(roc: dict, points: int = 200) -> dict:
+    keep = np.unique(np.linspace(0, len(roc["fpr"]) - 1, points).round().astype(int))
+    return {"auc": roc["auc"], "fpr": np.asarray(roc["fpr"])[keep].round(5).tolist(),
+            "tpr": np.asarray(roc["tpr"])[keep].round(5).tolist()}
+
+
+def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
+    out = args.models_dir / f"{arch}.pt"
+    started = time.perf_counter()
+    quick = {"max_images": 200, "epochs": 1 if arch != "frozen-lr" else None} if args.quick else {}
+    train_classifier(args.data_dir, arch=arch, out=out, seed=args.seed, resume=not args.retrain,
+                     threads=args.threads, track=False, progress=True, **quick)
+    console.print(f"{arch}: model ready in {time.perf_counter() - started:.0f} s ({out})")
+    classifier = load_classifier(out)
+    info = classifier.info
+    rows = split["validation"][:150] if args.quick else split["validation"]
+    labels = lesion_set.labels[rows]
+    logits, images_per_second = validation_logits(classifier, lesion_set, rows)
+    raw = softmax(logits)
+    probs = softmax(logits, classifier.temperature)
+    result = evaluate_probabilities(probs, labels, classifier.threshold, classifier.target_sensitivity,
+                                    n_boot=2000, seed=args.seed)
+    one_image = lesion_set.read_images(classifier.image_size, rows[:1], progress=False)[0]
+    timing = {f"threads_{n}": latency(classifier, one_image, n) for n in (1, 2)}
+    malignant = result["malignant"]
+    train_seconds = info.get("cache_seconds", 0.0) + info.get("train_seconds", 0.0)
+    summary = {
+        "model": arch,
+        "balanced_accuracy": result["balanced_accuracy"],
+        "accuracy": result["accuracy"],
+        "macro_auc": result["macro_auc"],
+        "malignant_auc": malignant["auc"],
+        "sensitivity": malignant["sensitivity"],
+        "sensitivity_ci95": malignant["ci95"]["sensitivity"],
+        "specificity": malignant["specificity"],
+        "specificity_ci95": malignant["ci95"]["specificity"],
+        "threshold": malignant["threshold"],
+        "roc_specificity_at_sensitivity_0.89": specificity_at(malignant["roc"], 0.89),
+        "roc_specificity_at_sensitivity_0.95": specificity_at(malignant["roc"], 0.95),
+        "ece_before_temperature": expected_calibration_error(raw, labels),
+        "ece_after_temperature": result["calibration"]["ece"],
+        "temperature": classifier.temperature,
+        "train_seconds": train_seconds,
+        "cache_seconds": info.get("cache_seconds", 0.0),
+        "epochs": info["config"]["epochs"],
+        "train_threads": info.get("threads"),
+        "val_images_per_second_tta": images_per_second,
+        "latency_ms_1_thread": timing["threads_1"]["ms"],
+        "latency_ms_2_threads": timing["threads_2"]["ms"],
+        "latency_tta_ms_2_threads": timing["threads_2"]["tta_ms"],
+        "images_per_second_2_threads": timing["threads_2"]["images_per_second"],
+    }
+    result["malignant"]["roc"] = thin_roc(malignant["roc"])
+    detail = {"summary": summary, "evaluation": result, "timing": timing,
+              "training": {k: v for k, v in info.items() if k != "source"}}
+    return summary, detail
+
+
+def chapter_rows() -> list[dict]:
+    claims = claims_for("derm")
+    return [{"model": f"chapter: {who}", "accuracy": claims[f"{key}_accuracy"].value / 100,
+             "sensitivity": claims[f"{key}_sensitivity"].value / 100,
+             "specificity": claims[f"{key}_specificity"].value / 100}
+            for who, key in (("CNN (Esteva et al. 2017)", "cnn"), ("dermatologists", "dermatologist"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=None, help="HAM10000 folder (default: ../shared/data)")
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser.add_argument("--models-dir", type=Path, default=cache_dir() / "derm" / "models")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--retrain", action="store_true", help="train again even if the model file is current")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 200 training images, one epoch, 150 validation images (figures meaningless)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here (e.g. docs/results/derm.json)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.models_dir = args.models_dir / "quick"
+    torch.set_num_threads(args.threads)
+
+    lesion_set = load_dataset(args.data_dir)
+    split = split_indices(lesion_set, seed=0)
+    summaries, details = [], {}
+    for arch in args.archs:
+        summary, detail = run_model(arch, args, lesion_set, split)
+        summaries.append(summary)
+        details[arch] = detail
+    table = pd.DataFrame(summaries)
+    shown = ["model", "accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "sensitivity", "specificity",
+             "ece_before_temperature", "ece_after_temperature", "train_seconds", "latency_ms_2_threads"]
+    print_table(pd.concat([table[shown], pd.DataFrame(chapter_rows())], ignore_index=True),
+                "HAM10000 validation split (1,198 images), operating point chosen on calibration data")
+    recall = pd.DataFrame([{"model": s["model"], **details[s["model"]]["evaluation"]["per_class_recall"]}
+                           for s in summaries])
+    print_table(recall, "Per-class recall (validation)")
+    if args.json:
+        write_json(args.json, {
+            "command": "flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py "
+                       + " ".join(sys.argv[1:] if argv is None else argv),
+            "data": "HAM10000 (shared copy: 5,984 images, one per lesion, 224x224)",
+            "split": {"function": "mlcasebook.derm.data.split_indices", "seed": 0,
+                      **{part: len(rows) for part, rows in split.items()}},
+            "seed": args.seed,
+            "protocol": "temperature, threshold (target sensitivity 0.95) and LR's C chosen on the calibration "
+                        "split; validation read once; TTA = mean logits over four flips",
+            "machine": "2 shared CPU cores, torch CPU; timings are wall clock with other jobs possibly running",
+            "classes": list(CLASSES),
+            "targets": TARGETS,
+            "models": summaries,
+            "chapter": chapter_rows(),
+            "details": details,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        })
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
