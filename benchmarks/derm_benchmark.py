@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
     parser.add_argument("--models-dir", type=Path, default=cache_dir() / "derm" / "models")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared, busy box two threads measured 10x slower)")
     parser.add_argument("--retrain", action="store_true", help="train again even if the model file is current")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 200 training images, one epoch, 150 validation images (figures meaningless)")

@@ -214,7 +214,7 @@ class DermClassifier:
 
     def __init__(self, module: nn.Module, arch: str, image_size: int, temperature: float = 1.0,
                  threshold: float = 0.5, target_sensitivity: float | None = None,
-                 classes: tuple[str, ...] = CLASSES, info: dict[str, Any] | None = None, batch_size: int = 16):
+                 classes: tuple[str, ...] = CLASSES, info: dict[str, Any] | None = None, batch_size: int = 4):
         self.module = module.eval()
         self.arch = arch
         self.image_size = int(image_size)

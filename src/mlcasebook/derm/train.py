@@ -67,7 +67,7 @@ class TrainConfig:
 
     arch: str = "efficientnet-lite0"
     image_size: int = 224
-    epochs: int = 10
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
