@@ -199,7 +199,9 @@ def build_pipeline(params: dict, plan: ColumnPlan, task: str, seed: int = 0, n_j
     params = dict(params)
     if params["model"] == "hgb" and params.get("encoding") == "ordinal" and plan.categorical:
         params["_categorical_idx"] = list(range(len(plan.categorical)))
-    steps = [("prepare", build_preprocessor(params, plan, task)), ("constant", VarianceThreshold(0.0))]
+    steps = [("prepare", build_preprocessor(params, plan, task))]
+    if "_categorical_idx" not in params:  # dropping a column would shift HistGradientBoosting's categorical indices
+        steps.append(("constant", VarianceThreshold(0.0)))
     if params["model"] in _NEEDS_SCALING and params.get("select", 100) < 100:
         score = f_classif if task == "classification" else f_regression
         steps.append(("select", SelectPercentile(score, percentile=params["select"])))
