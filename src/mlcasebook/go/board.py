@@ -140,6 +140,7 @@ class GoState:
         self.passes = 0  # consecutive passes; two end the game
         self.resigned: int | None = None  # colour that resigned
         self.moves: list[_Undo] = []
+        self._legal_cache: tuple[int, np.ndarray] | None = None  # (colour, mask) of this exact state
 
     @classmethod
     def from_diagram(cls, diagram: str, to_play: int = BLACK, komi: float = 7.0) -> GoState:
@@ -190,6 +191,7 @@ class GoState:
         other.seen = set(self.seen)
         other.passes, other.resigned = self.passes, self.resigned
         other.moves = list(self.moves)
+        other._legal_cache = self._legal_cache  # read-only array, same position and history
         return other
 
     def color_at(self, action: int) -> int:
@@ -261,6 +263,7 @@ class GoState:
             raise IllegalMove(f"action {action} is off the board")
         color = self.to_play if color is None else color
         previous_to_play = self.to_play
+        self._legal_cache = None
         if action == self.pass_action:
             self.moves.append(_Undo(action, color, self.board, self.hash, self.passes, previous_to_play, False))
             self.passes += 1
@@ -275,14 +278,25 @@ class GoState:
 
     def _commit(self, action: int, color: int, result: tuple[list[int], int]) -> None:
         """Apply a stone move already validated by ``_try``."""
+        self._legal_cache = None
         self.moves.append(_Undo(action, color, self.board, self.hash, self.passes, self.to_play, True))
         self.board, self.hash = result
         self.seen.add(self.hash)
         self.passes = 0
         self.to_play = opponent(color)
 
+    def resume(self, to_play: int | None = None) -> None:
+        """Continue after two passes (GTP lets the controller decide when a game ends) and/or set
+        the side to move (GTP allows a colour to move twice)."""
+        if self.resigned is None:
+            self.passes = min(self.passes, 1)
+        if to_play is not None:
+            self.to_play = to_play
+        self._legal_cache = None
+
     def resign(self, color: int | None = None) -> None:
         self.resigned = self.to_play if color is None else color
+        self._legal_cache = None
 
     def is_legal(self, action: int, color: int | None = None) -> bool:
         if self.is_over() or not 0 <= action <= self.pass_action:
@@ -296,6 +310,7 @@ class GoState:
         if not self.moves:
             raise IllegalMove("no move to undo")
         record = self.moves.pop()
+        self._legal_cache = None
         if record.new_position:
             self.seen.discard(self.hash)
         self.board, self.hash, self.passes, self.to_play = record.board, record.hash, record.passes, record.to_play
@@ -332,12 +347,23 @@ class GoState:
         return label, liberties, stone_hash
 
     def legal_mask(self, color: int | None = None) -> np.ndarray:
-        """Boolean array over all actions (pass last) for ``color`` (default: side to move)."""
+        """Boolean array over all actions (pass last) for ``color`` (default: side to move).
+
+        Read-only and cached until the next move: the network's input planes and the search's
+        expansion both need it for the same position."""
+        color = self.to_play if color is None else color
+        if self._legal_cache is not None and self._legal_cache[0] == color:
+            return self._legal_cache[1]
+        mask = self._compute_legal_mask(color)
+        mask.flags.writeable = False
+        self._legal_cache = (color, mask)
+        return mask
+
+    def _compute_legal_mask(self, color: int) -> np.ndarray:
         mask = np.zeros(self.num_actions, dtype=bool)
         if self.is_over():
             return mask
         mask[-1] = True
-        color = self.to_play if color is None else color
         board, neighbours, seen = self.board, self.geo.neighbours, self.seen
         label, liberties, stone_hash = self._chains()
         base_hash = self.hash

@@ -178,9 +178,8 @@ class GtpEngine:
             self.state.resign(color)
             return ""
         action = vertex_to_action(args[1], self.size)
-        if self.state.passes >= 2 and self.state.resigned is None:
-            # GTP lets the controller decide when a game ends; play resumes it after two passes
-            self.state.passes = 0
+        if self.state.passes >= 2:
+            self.state.resume()  # GTP lets the controller decide when a game ends
         try:
             self.state.play(action, color)
         except IllegalMove as exc:
@@ -193,9 +192,7 @@ class GtpEngine:
         color = self._color(args[0])
         if self.state.resigned is not None:
             raise CasebookError("the game is over (resigned)")
-        if self.state.passes >= 2:
-            self.state.passes = 0
-        self.state.to_play = color
+        self.state.resume(to_play=color)
         started = time.monotonic()
         budget = self.clocks[color].budget(self.state, self.seconds_per_move)
         action = self.player.choose(self.state.clone(), budget)
