@@ -117,3 +117,18 @@ def test_player_resigns_a_hopeless_position():
     state = GoState.from_diagram(diagram, to_play=BLACK, komi=7)
     player = MctsPlayer(RolloutEvaluator(), simulations=40, resign_threshold=0.9, min_resign_move=0)
     assert player.choose(state, None) == -1
+
+
+def test_temperature_draws_never_pick_pass_when_told_not_to():
+    result = SearchResult(action=25, visits={25: 50, 3: 1, 4: 1}, root_value=0, best_value=0, simulations=52,
+                          seconds=0)
+    rng = np.random.default_rng(1)
+    assert {sample_action(result, 1.0, rng, pass_action=25) for _ in range(50)} <= {3, 4}
+    assert sample_action(result, 0.0, rng, pass_action=25) == 25  # the best move may still be pass
+
+
+def test_root_pass_can_be_excluded():
+    state = GoState(5)
+    state.play(12)
+    result = MCTS(RolloutEvaluator(), MCTSConfig(batch_size=4)).search(state, simulations=60, allow_pass=False)
+    assert state.pass_action not in result.visits

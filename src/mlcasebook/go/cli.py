@@ -91,3 +91,82 @@ def match(
         console.print(f"[dim]{note}[/]")
     if json_out is not None:
         write_json(json_out, summary.as_dict() | {"board": board, "komi": komi})
+
+
+@app.command()
+def corpus(
+    out: Path = typer.Option(Path("data/go/gnugo"), help="Folder for the SGF files."),
+    games: int = typer.Option(100, min=1, help="Number of games."),
+    level: int = typer.Option(10, min=0, max=10, help="GNU Go level (10 is its strongest)."),
+    board: int = typer.Option(9, min=5, max=19, help="Board size."),
+    komi: float = typer.Option(7.0, help="Komi."),
+    random_moves: int = typer.Option(4, min=0, help="Random opening moves, so that GNU Go's games differ."),
+    seed: int = typer.Option(0, help="Seed of the random openings (use another seed to add games)."),
+) -> None:
+    """Generate the AlphaGo pipeline's 'expert games': GNU Go against itself, saved as SGF."""
+    from .corpus import generate_gnugo_games
+
+    paths = generate_gnugo_games(out, games, level, board, komi, random_moves, seed)
+    typer.echo(f"wrote {len(paths)} games to {out}")
+
+
+@app.command()
+def train(
+    run: Path = typer.Option(Path("runs/go/zero9"), help="Run folder; an existing one is resumed."),
+    iterations: int = typer.Option(None, min=1, help="Iterations to run now (self-play, training, gating)."),
+    hours: float = typer.Option(None, min=0.0, help="Wall-clock budget for this session (checked between "
+                                "iterations)."),
+    pretrain_sgf: Path = typer.Option(None, help="AlphaGo pipeline: first learn from the SGF games in this "
+                                      "folder (e.g. from `mlcasebook go corpus`). Without it: AlphaGo Zero."),
+    pretrain_steps: int = typer.Option(2000, min=1, help="Supervised steps on the SGF games."),
+    board: int = typer.Option(None, min=5, max=19, help="Board size (new runs; default 9)."),
+    komi: float = typer.Option(None, help="Komi (default 7)."),
+    channels: int = typer.Option(None, min=4, help="Network width (default 64)."),
+    blocks: int = typer.Option(None, min=1, help="Residual blocks (default 6)."),
+    games_per_iteration: int = typer.Option(None, min=1, help="Self-play games per iteration (default 32)."),
+    workers: int = typer.Option(None, min=1, help="Self-play processes (default 2)."),
+    full_simulations: int = typer.Option(None, min=1, help="Simulations of a full search (default 200)."),
+    fast_simulations: int = typer.Option(None, min=1, help="Simulations of a fast search (default 40)."),
+    steps_per_iteration: int = typer.Option(None, min=1, help="Training steps per iteration (default 200)."),
+    gate_games: int = typer.Option(None, min=0, help="Gating games candidate vs best (default 20; 0: always "
+                                   "promote)."),
+    seed: int = typer.Option(None, help="Seed (default 0)."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log metrics per iteration to MLflow."),
+) -> None:
+    """Train by self-play (AlphaGo Zero), optionally after supervised pretraining (AlphaGo). Resumable:
+    stop it at any time (even kill -9) and run the same command again to continue."""
+    from dataclasses import asdict
+
+    from ..core.errors import CasebookError
+    from .train import TrainConfig, Trainer
+
+    given = {"size": board, "komi": komi, "channels": channels, "blocks": blocks,
+             "games_per_iteration": games_per_iteration, "workers": workers, "full_simulations": full_simulations,
+             "fast_simulations": fast_simulations, "steps_per_iteration": steps_per_iteration,
+             "gate_games": gate_games, "seed": seed}
+    given = {k: v for k, v in given.items() if v is not None}
+    if (run / "state.json").exists():
+        trainer = Trainer(run, track_mlflow=track)
+        stored = asdict(trainer.config)
+        changed = sorted(k for k, v in given.items() if stored[k] != v)
+        if changed:
+            raise CasebookError(f"{run} was started with other settings ({', '.join(changed)})",
+                                hint="resume without those options, or use a new --run folder")
+    else:
+        trainer = Trainer(run, TrainConfig(**given), track_mlflow=track)
+    if pretrain_sgf is not None:
+        from .corpus import read_sgf_examples
+
+        examples, skipped = read_sgf_examples(pretrain_sgf, trainer.config.size, trainer.config.history)
+        metrics = trainer.pretrain(examples, pretrain_steps)
+        typer.echo(f"pretrained on {len(examples)} positions ({len(skipped)} files skipped): "
+                   f"policy loss {metrics['loss_policy']:.3f}, value loss {metrics['loss_value']:.3f}")
+    if iterations is None and hours is None:
+        if pretrain_sgf is None:
+            raise CasebookError("say how long to train", hint="--iterations N or --hours H")
+        return
+    state = trainer.run(iterations, hours)
+    last = state.history[-1] if state.history else {}
+    typer.echo(f"iteration {state.iteration}: {state.games} games, {state.positions} positions, generation "
+               f"{state.generation}, {state.cpu_seconds / 3600:.2f} CPU-hours; last gate win rate "
+               f"{last.get('gate_win_rate', float('nan')):.2f}; best net: {run / 'best.ckpt'}")

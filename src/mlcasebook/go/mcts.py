@@ -93,6 +93,7 @@ class SearchResult:
     best_value: float  # Q of the most visited action
     simulations: int
     seconds: float
+    evaluations: int = 0  # leaves sent to the evaluator (simulations that ended in a finished game need none)
 
 
 @dataclass
@@ -116,6 +117,8 @@ class MCTS:
         self.root: Node | None = None
         self.root_history: tuple[int, ...] | None = None
         self.root_hash: int | None = None
+        self.evaluations = 0
+        self._root_without_pass: Node | None = None
 
     # ---------------------------------------------------------------- tree reuse
     def _reuse_root(self, state: GoState) -> Node | None:
@@ -156,21 +159,31 @@ class MCTS:
         parent_q = node.value if total == 0 else float(node.value_sum.sum() / total)
         q = node.q_values(parent_q - cfg.first_play_urgency)
         u = cfg.c_puct * node.prior * math.sqrt(total + 1) / (1.0 + node.visits)
-        return int(np.argmax(q + u))
+        scores = q + u
+        if node is self._root_without_pass:
+            scores[-1] = -np.inf  # pass is the last legal action
+        return int(np.argmax(scores))
 
     def search(self, state: GoState, simulations: int | None = None, seconds: float | None = None,
-               noise: bool = False) -> SearchResult:
-        """Run simulations from ``state`` (by count, by time, or both: whichever ends first)."""
+               noise: bool = False, allow_pass: bool = True) -> SearchResult:
+        """Run simulations from ``state`` (by count, by time, or both: whichever ends first).
+
+        ``allow_pass=False`` keeps pass out of the root's choices (self-play openings: a pass
+        there only lets the opponent end the game with komi, which teaches nothing)."""
         if state.is_over():
             raise ValueError("cannot search a finished game")
         if simulations is None and seconds is None:
             simulations = 200
         started = time.perf_counter()
         cfg = self.config
+        self.evaluations = 0
         root = self._reuse_root(state)
         if root is None or root.terminal:
             priors, values = self.evaluator.evaluate([state])
+            self.evaluations += 1
             root = self._expand(state, priors[0], float(values[0]))
+        can_skip_pass = len(root.actions) > 1 and root.actions[-1] == state.pass_action
+        self._root_without_pass = root if not allow_pass and can_skip_pass else None
         if noise:
             alpha = cfg.dirichlet_alpha or 0.03 * 361 / (state.size * state.size)
             noise_sample = self.rng.dirichlet([alpha] * len(root.actions))
@@ -184,6 +197,7 @@ class MCTS:
             batch = cfg.batch_size if simulations is None else min(cfg.batch_size, simulations - done)
             done += self._simulate_batch(root, state, max(1, batch))
         self._remember_root(root, state)
+        self._root_without_pass = None
         best = int(np.argmax(root.visits))
         total = root.total_visits()
         return SearchResult(
@@ -193,6 +207,7 @@ class MCTS:
             best_value=float(root.value_sum[best] / root.visits[best]) if root.visits[best] else root.value,
             simulations=done,
             seconds=time.perf_counter() - started,
+            evaluations=self.evaluations,
         )
 
     def _simulate_batch(self, root: Node, root_state: GoState, batch: int) -> int:
@@ -231,6 +246,7 @@ class MCTS:
             pending.append((path, state))
         if pending:
             priors, values = self.evaluator.evaluate([state for _, state in pending])
+            self.evaluations += len(pending)
             for (path, state), prior_row, value in zip(pending, priors, values, strict=True):
                 parent, index = path[-1]
                 if parent.children[index] is None:
@@ -256,12 +272,20 @@ class MCTS:
                 value = -value
 
 
-def sample_action(result: SearchResult, temperature: float, rng: np.random.Generator) -> int:
-    """The move to play: most visited at temperature 0, else sampled from visits^(1/T)."""
+def sample_action(result: SearchResult, temperature: float, rng: np.random.Generator,
+                  pass_action: int | None = None) -> int:
+    """The move to play: most visited at temperature 0, else sampled from visits^(1/T).
+
+    With ``pass_action`` given, a temperature draw never picks pass (unless nothing else was
+    visited): a pass drawn by chance in the opening lets the opponent end the game at once with
+    komi, and such two-move games teach the network nothing."""
     actions = np.array(list(result.visits))
     visits = np.array(list(result.visits.values()), dtype=np.float64)
     if temperature <= 1e-6 or len(actions) == 1:
         return int(actions[np.argmax(visits)])
+    if pass_action is not None and (actions != pass_action).any():
+        keep = actions != pass_action
+        actions, visits = actions[keep], visits[keep]
     weights = visits ** (1.0 / temperature)
     return int(rng.choice(actions, p=weights / weights.sum()))
 

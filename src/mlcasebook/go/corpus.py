@@ -1,0 +1,128 @@
+"""The 'expert games' of the AlphaGo pipeline: GNU Go self-play saved as SGF, or any SGF folder.
+
+No professional 9x9 records ship offline, so the corpus is generated: GNU Go plays itself
+(``--capture-all-dead`` so the final boards score correctly under Tromp-Taylor), the first few
+moves are random so the games differ (GNU Go is deterministic). Any folder of SGF files a user
+supplies works the same way; games on other board sizes or with handicap stones are skipped.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import DataError
+from ..core.progress import track
+from .board import BLACK, EMPTY, WHITE, GoState, IllegalMove, action_to_vertex, vertex_to_action
+from .gtp import GtpClient
+from .match import GameRecord, engine_command, save_sgf
+from .net import encode
+from .players import RandomPlayer
+from .selfplay import Examples
+
+
+def generate_gnugo_games(out_dir: Path, games: int, level: int = 10, size: int = 9, komi: float = 7.0,
+                         random_moves: int = 4, seed: int = 0) -> list[Path]:
+    """GNU Go against itself; the first ``random_moves`` moves are random legal moves."""
+    rng = random.Random(seed)
+    paths = []
+    spec = f"gnugo:{level}"
+    with GtpClient(engine_command(spec), name=spec) as black, GtpClient(engine_command(spec), name=spec) as white:
+        for index in track(range(games), f"GNU Go level {level} self-play"):
+            opening = GoState(size, komi)
+            chooser = RandomPlayer(rng.randrange(2**31))
+            for _ in range(random_moves):
+                opening.play(chooser.choose(opening, None))
+            record = _continue_game(black, white, opening)
+            paths.append(save_sgf(record, Path(out_dir) / f"gnugo{level}_{seed}_{index:05d}.sgf", size, komi))
+    return paths
+
+
+def _continue_game(black: GtpClient, white: GtpClient, opening: GoState) -> GameRecord:
+    """Set both engines to ``opening`` and let them finish the game, refereed by our rules."""
+    size = opening.size
+    engines = {BLACK: black, WHITE: white}
+    for client in engines.values():
+        client.send(f"boardsize {size}")
+        client.send("clear_board")
+        client.send(f"komi {opening.komi:g}")
+        for move in opening.moves:
+            client.send(f"play {'b' if move.color == BLACK else 'w'} {action_to_vertex(move.action, size)}")
+    state = opening.clone()
+    record = GameRecord(black.name, white.name, [(m.color, m.action) for m in opening.moves], "", EMPTY)
+    while not state.is_over() and state.move_number < 4 * size * size:
+        colour = state.to_play
+        answer = engines[colour].send(f"genmove {'b' if colour == BLACK else 'w'}").strip().lower()
+        if answer == "resign":
+            state.resign(colour)
+            break
+        action = vertex_to_action(answer, size)
+        state.play(action, colour)
+        record.moves.append((colour, action))
+        engines[3 - colour].send(f"play {'b' if colour == BLACK else 'w'} {answer}")
+    record.result, record.winner = state.result_string(), state.winner()
+    return record
+
+
+def read_sgf_examples(folder: Path, size: int = 9, history: int = 4) -> tuple[Examples, dict]:
+    """Every position of every usable game in ``folder`` as supervised examples.
+
+    Policy target: the move played (one-hot). Value: the recorded result (RE) for the side to move.
+    Ownership and score: Tromp-Taylor on the final board when the game was played out (not
+    resigned); otherwise zero ownership and a large margin with the winner's sign.
+    """
+    from sgfmill import sgf
+
+    files = sorted(Path(folder).rglob("*.sgf"))
+    if not files:
+        raise DataError(f"no .sgf files under {folder}", hint="generate some with `mlcasebook go corpus`")
+    parts, skipped = [], {}
+    for path in track(files, "reading SGF"):
+        try:
+            game = sgf.Sgf_game.from_bytes(path.read_bytes())
+        except ValueError as exc:
+            skipped[str(path)] = f"unreadable: {exc}"
+            continue
+        root = game.get_root()
+        if game.get_size() != size or root.has_property("AB") or root.has_property("AW"):
+            skipped[str(path)] = "other board size or handicap stones"
+            continue
+        result = root.get("RE") if root.has_property("RE") else ""
+        winner = BLACK if result.upper().startswith("B") else WHITE if result.upper().startswith("W") else None
+        if winner is None:
+            skipped[str(path)] = f"no winner in RE {result!r}"
+            continue
+        state = GoState(size, game.get_komi())
+        planes, moves, colours = [], [], []
+        try:
+            for node in game.get_main_sequence()[1:]:
+                colour, move = node.get_move()
+                if colour is None:
+                    continue
+                action = size * size if move is None else (size - 1 - move[0]) * size + move[1]
+                colour_code = BLACK if colour == "b" else WHITE
+                state.resume(to_play=colour_code)
+                planes.append(encode([state], history)[0].astype(np.uint8))
+                moves.append(action)
+                colours.append(colour_code)
+                state.play(action, colour_code)
+        except IllegalMove as exc:
+            skipped[str(path)] = f"illegal move under our rules: {exc.message}"
+            continue
+        if not moves:
+            continue
+        played_out = "+R" not in result.upper() and "+F" not in result.upper()
+        owner = state.area_owner() if played_out else np.zeros((size, size), dtype=np.int8)
+        margin = state.score() / size**2 if played_out else (0.5 if winner == BLACK else -0.5)
+        policy = np.zeros((len(moves), size * size + 1), dtype=np.float32)
+        policy[np.arange(len(moves)), moves] = 1.0
+        signs = np.array([1.0 if c == BLACK else -1.0 for c in colours], dtype=np.float32)
+        winner_sign = 1.0 if winner == BLACK else -1.0
+        parts.append(Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
+                              signs * winner_sign, (owner[None] * signs[:, None, None]).astype(np.int8),
+                              signs * margin))
+    if not parts:
+        raise DataError(f"no usable {size}x{size} games under {folder}", hint="; ".join(set(skipped.values()))[:300])
+    return Examples.concat(parts), skipped

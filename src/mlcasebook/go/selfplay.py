@@ -1,0 +1,118 @@
+"""Self-play games and the training examples they yield (AlphaGo Zero, with KataGo's savings).
+
+Each move is searched with MCTS; the visit distribution becomes the policy target, the game's
+outcome the value target, the final Tromp-Taylor ownership and score the auxiliary targets.
+
+KataGo's *playout cap randomisation*: only a fraction of moves get a full search (with root
+noise) and are recorded as policy targets; the others get a fast search without noise, which
+moves the game along cheaply, and still give value / ownership / score targets. Resignation is
+disabled in a fraction of games, and in those we record whether the side that *would* have
+resigned went on to win: that is the measured false-resign rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .board import BLACK, EMPTY, GoState
+from .mcts import MCTS, Evaluator, MCTSConfig, sample_action, temperature_schedule
+from .net import encode
+
+
+@dataclass(frozen=True)
+class SelfPlayConfig:
+    size: int = 9
+    komi: float = 7.0
+    full_simulations: int = 200
+    fast_simulations: int = 40
+    full_search_probability: float = 0.25  # KataGo: 1 move in 4 gets the full search and a policy target
+    resign_threshold: float = 0.9
+    min_resign_move: int = 10
+    no_resign_fraction: float = 0.1  # games played out to measure the false-resign rate
+    max_moves_factor: int = 3  # games are cut at factor·N² moves (never reached in practice)
+    batch_size: int = 8
+    history: int = 4
+
+
+@dataclass
+class Examples:
+    """Training examples as compact arrays (binary planes as uint8)."""
+
+    planes: np.ndarray  # [P, C, N, N] uint8
+    policy: np.ndarray  # [P, N²+1] float32 visit distribution
+    policy_weight: np.ndarray  # [P] float32: 1 for full searches, 0 for fast ones
+    value: np.ndarray  # [P] float32, side to move's outcome
+    ownership: np.ndarray  # [P, N, N] int8, side to move's view
+    score: np.ndarray  # [P] float32, side to move's final margin / N²
+
+    @staticmethod
+    def concat(parts: list[Examples]) -> Examples:
+        return Examples(*(np.concatenate([getattr(p, name) for p in parts]) for name in Examples.fields()))
+
+    @staticmethod
+    def fields() -> tuple[str, ...]:
+        return ("planes", "policy", "policy_weight", "value", "ownership", "score")
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+@dataclass
+class GameInfo:
+    moves: int
+    result: str
+    resigned: bool
+    resign_disabled: bool
+    would_resign: int | None = None  # colour that would have resigned (in a no-resign game)
+    false_resign: bool = False  # ... and won all the same
+    full_searches: int = 0
+    actions: list[int] = field(default_factory=list)
+
+
+def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Generator) -> tuple[Examples, GameInfo]:
+    state = GoState(config.size, config.komi)
+    search = MCTS(evaluator, MCTSConfig(batch_size=config.batch_size), seed=int(rng.integers(2**31)))
+    resign_disabled = rng.random() < config.no_resign_fraction
+    positions: list[tuple[np.ndarray, np.ndarray, float, int]] = []  # planes, policy, weight, colour
+    info = GameInfo(0, "", False, resign_disabled)
+    cap = config.max_moves_factor * config.size * config.size
+    while not state.is_over() and state.move_number < cap:
+        full = rng.random() < config.full_search_probability
+        temperature = temperature_schedule(state.move_number, config.size)
+        result = search.search(state, simulations=config.full_simulations if full else config.fast_simulations,
+                               noise=full, allow_pass=temperature == 0)
+        if result.best_value < -config.resign_threshold and state.move_number >= config.min_resign_move:
+            if not resign_disabled:
+                state.resign()
+                info.resigned = True
+                break
+            if info.would_resign is None:
+                info.would_resign = state.to_play
+        policy = np.zeros(state.num_actions, dtype=np.float32)
+        for action, visits in result.visits.items():
+            policy[action] = visits
+        policy /= max(policy.sum(), 1.0)
+        positions.append((encode([state], config.history)[0].astype(np.uint8), policy, float(full), state.to_play))
+        info.full_searches += int(full)
+        action = sample_action(result, temperature, rng, pass_action=state.pass_action)
+        info.actions.append(action)
+        state.play(action)
+    info.moves, info.result = state.move_number, state.result_string()
+    winner = state.winner()
+    if info.would_resign is not None:
+        info.false_resign = winner == info.would_resign
+    owner = state.area_owner()  # Tromp-Taylor, Black positive
+    margin = state.score() / (config.size * config.size) if state.resigned is None else \
+        (1.0 if winner == BLACK else -1.0) * 0.5  # a resigned game: the margin is unknown, call it large
+    examples = Examples(
+        planes=np.stack([p[0] for p in positions]),
+        policy=np.stack([p[1] for p in positions]),
+        policy_weight=np.array([p[2] for p in positions], dtype=np.float32),
+        value=np.array([0.0 if winner == EMPTY else (1.0 if winner == p[3] else -1.0) for p in positions],
+                       dtype=np.float32),
+        ownership=np.stack([owner if p[3] == BLACK else -owner for p in positions]).astype(np.int8),
+        score=np.array([margin if p[3] == BLACK else -margin for p in positions], dtype=np.float32),
+    )
+    return examples, info

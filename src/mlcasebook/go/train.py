@@ -1,0 +1,292 @@
+"""The training loop: self-play in worker processes -> replay buffer -> training -> gating.
+
+Everything a run needs to continue lives in its folder, and an iteration *commits* by rewriting
+``state.json`` atomically as its very last step:
+
+    run/state.json           iteration, counters, compute used, per-iteration metrics, config
+    run/best.ckpt            the network that plays self-play games (promoted by gating)
+    run/latest.ckpt          the last trained network (candidate)
+    run/replay/it00012_w1.npz  self-play examples, one file per iteration and worker
+
+``kill -9`` at any moment loses at most the iteration in progress: on restart, files newer than
+the committed iteration are deleted and the iteration is replayed. The state is small (two
+networks of a few MB, the replay window); the optimizer's moments are not kept (Adam warms up
+again within a few steps), which keeps a resumable run cheap to carry between machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.checkpoint import atomic_write_bytes, atomic_write_text
+from ..core.errors import CasebookError
+from ..core.progress import track
+from .board import BLACK, EMPTY, GoState
+from .mcts import MCTS, MCTSConfig, sample_action
+from .net import GoNet, NetConfig, NetEvaluator, load_net, losses, save_net, transform, transform_policy
+from .selfplay import Examples, SelfPlayConfig, play_game
+
+
+@dataclass
+class TrainConfig:
+    size: int = 9
+    komi: float = 7.0
+    channels: int = 64
+    blocks: int = 6
+    history: int = 4
+    games_per_iteration: int = 32
+    workers: int = 2
+    full_simulations: int = 200
+    fast_simulations: int = 40
+    full_search_probability: float = 0.25
+    replay_iterations: int = 20  # the window: examples from the last N iterations
+    steps_per_iteration: int = 200
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    gate_games: int = 20
+    gate_simulations: int = 100
+    gate_threshold: float = 0.55
+    seed: int = 0
+
+    def selfplay(self) -> SelfPlayConfig:
+        return SelfPlayConfig(self.size, self.komi, self.full_simulations, self.fast_simulations,
+                              self.full_search_probability, history=self.history)
+
+    def net(self) -> NetConfig:
+        return NetConfig(self.channels, self.blocks, self.history)
+
+
+@dataclass
+class RunState:
+    config: dict
+    iteration: int = 0  # iterations committed
+    games: int = 0
+    positions: int = 0
+    steps: int = 0
+    generation: int = 0  # promotions of the best network
+    cpu_seconds: float = 0.0  # wall time x busy processes, the compute budget's unit
+    history: list[dict] = field(default_factory=list)
+    pretraining: dict | None = None  # the AlphaGo pipeline's supervised stage, if any
+
+
+def _worker_games(best_path: str, config: SelfPlayConfig, games: int, seed: int) -> tuple[dict, list[dict]]:
+    """Runs in a worker process: ``games`` self-play games with the best network."""
+    torch.set_num_threads(1)
+    evaluator = NetEvaluator.load(best_path, symmetry="random")
+    evaluator.rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
+    parts, infos = [], []
+    for _ in range(games):
+        examples, info = play_game(evaluator, config, rng)
+        parts.append(examples)
+        infos.append({k: v for k, v in info.__dict__.items() if k != "actions"})
+    merged = Examples.concat(parts)
+    return {name: getattr(merged, name) for name in Examples.fields()}, infos
+
+
+class Trainer:
+    """One resumable training run in ``run_dir``."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig | None = None, track_mlflow: bool = False):
+        self.run_dir = Path(run_dir)
+        self.replay_dir = self.run_dir / "replay"
+        self.state_path = self.run_dir / "state.json"
+        self.track_mlflow = track_mlflow
+        if self.state_path.exists():
+            stored = json.loads(self.state_path.read_text())
+            self.state = RunState(**stored)
+            self.config = TrainConfig(**self.state.config)
+            if config is not None and asdict(config) != self.state.config:
+                changed = {k for k, v in asdict(config).items() if self.state.config.get(k) != v}
+                raise CasebookError(f"{run_dir} was started with other settings ({', '.join(sorted(changed))})",
+                                    hint="resume without changing settings, or use a new --run folder")
+            self._discard_uncommitted()
+        else:
+            self.config = config or TrainConfig()
+            self.state = RunState(asdict(self.config))
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(self.config.seed)
+            save_net(self.run_dir / "best.ckpt", GoNet(self.config.net()), {"generation": 0})
+            save_net(self.run_dir / "latest.ckpt", GoNet(self.config.net()), {"generation": 0})
+            self._commit()
+        self.replay_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---------------------------------------------------------------- persistence
+    def _commit(self) -> None:
+        atomic_write_text(self.state_path, json.dumps(asdict(self.state), indent=1))
+
+    def _discard_uncommitted(self) -> None:
+        """Replay files of an iteration that never committed (the process died mid-iteration)."""
+        for path in self.replay_dir.glob("it*.npz"):
+            if int(path.name[2:7]) > self.state.iteration:
+                path.unlink()
+        for path in self.run_dir.glob(".*.tmp"):
+            path.unlink()
+
+    def _write_shard(self, iteration: int, worker: int, arrays: dict) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        atomic_write_bytes(self.replay_dir / f"it{iteration:05d}_w{worker}.npz", buffer.getvalue())
+
+    def _replay(self) -> Examples:
+        first = self.state.iteration + 1 - self.config.replay_iterations
+        parts = []
+        for path in sorted(self.replay_dir.glob("it*.npz")):
+            if int(path.name[2:7]) >= first:
+                with np.load(path, allow_pickle=False) as data:
+                    parts.append(Examples(*(data[name] for name in Examples.fields())))
+            else:
+                path.unlink()  # fell out of the window: keep the run folder small
+        return Examples.concat(parts)
+
+    # ---------------------------------------------------------------- the three phases
+    def self_play(self, iteration: int) -> tuple[int, list[dict], float]:
+        cfg = self.config
+        workers = max(1, min(cfg.workers, cfg.games_per_iteration))
+        shares = [cfg.games_per_iteration // workers + (w < cfg.games_per_iteration % workers) for w in range(workers)]
+        seeds = [cfg.seed * 1_000_003 + iteration * 101 + w for w in range(workers)]
+        best = str(self.run_dir / "best.ckpt")
+        started = time.perf_counter()
+        if workers == 1:
+            results = [_worker_games(best, cfg.selfplay(), shares[0], seeds[0])]
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_worker_games, best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds,
+                                                                                                   strict=True)]
+                results = [f.result() for f in futures]
+        seconds = time.perf_counter() - started
+        positions, infos = 0, []
+        for worker, (arrays, worker_infos) in enumerate(results):
+            self._write_shard(iteration, worker, arrays)
+            positions += len(arrays["value"])
+            infos += worker_infos
+        return positions, infos, seconds * workers
+
+    def train_steps(self, iteration: int, data: Examples | None = None, steps: int | None = None) -> tuple[dict, float]:
+        """``steps`` minibatch updates of latest.ckpt on ``data`` (default: the replay window)."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed + iteration)
+        rng = np.random.default_rng(cfg.seed + iteration)
+        data = self._replay() if data is None else data
+        steps = cfg.steps_per_iteration if steps is None else steps
+        net, _ = load_net(self.run_dir / "latest.ckpt")
+        net.train()
+        optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        started = time.perf_counter()
+        sums: dict[str, float] = {}
+        for _ in track(range(steps), f"training (iteration {iteration})"):
+            index = rng.integers(0, len(data), size=min(cfg.batch_size, len(data)))
+            symmetry = int(rng.integers(8))  # one random symmetry per batch: cheap augmentation
+            planes = transform(torch.from_numpy(data.planes[index].astype(np.float32)), symmetry)
+            policy = torch.from_numpy(transform_policy(data.policy[index], symmetry, cfg.size))
+            weight = torch.from_numpy(data.policy_weight[index])
+            ownership = transform(torch.from_numpy(data.ownership[index].astype(np.float32)), symmetry)
+            out = net(planes)
+            # fast-search moves carry no policy target: zero their policy term, keep the rest
+            policy = policy * weight[:, None]
+            parts = losses(out, policy, torch.from_numpy(data.value[index]), ownership,
+                           torch.from_numpy(data.score[index]))
+            optimizer.zero_grad()
+            parts["total"].backward()
+            optimizer.step()
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+        seconds = time.perf_counter() - started
+        save_net(self.run_dir / "latest.ckpt", net, {"iteration": iteration})
+        return {f"loss_{k}": v / max(1, steps) for k, v in sums.items()} | {"replay_positions": len(data)}, seconds
+
+    def pretrain(self, examples: Examples, steps: int) -> dict:
+        """AlphaGo's first stage: supervised learning from expert games, before any self-play.
+        The result becomes the best network (generation 1) that self-play then improves."""
+        if self.state.iteration > 0 or self.state.pretraining is not None:
+            raise CasebookError(f"{self.run_dir} has already trained", hint="pretrain a fresh --run folder")
+        metrics, seconds = self.train_steps(0, examples, steps)
+        net, _ = load_net(self.run_dir / "latest.ckpt")
+        self.state.generation = 1
+        save_net(self.run_dir / "best.ckpt", net, {"generation": 1, "pretrained_positions": len(examples)})
+        self.state.pretraining = metrics | {"positions": len(examples), "steps": steps, "train_s": seconds}
+        self.state.cpu_seconds += seconds
+        self._commit()
+        return self.state.pretraining
+
+    def gate(self, iteration: int) -> tuple[float, float]:
+        """Candidate vs best, alternating colours, a little opening randomness so games differ."""
+        cfg = self.config
+        if cfg.gate_games == 0:
+            return 1.0, 0.0
+        candidate = NetEvaluator.load(self.run_dir / "latest.ckpt", "none")
+        best = NetEvaluator.load(self.run_dir / "best.ckpt", "none")
+        rng = np.random.default_rng(cfg.seed + 7 * iteration)
+        started, score = time.perf_counter(), 0.0
+        for game in range(cfg.gate_games):
+            colours = {BLACK: candidate, 2: best} if game % 2 == 0 else {BLACK: best, 2: candidate}
+            searches = {c: MCTS(e, MCTSConfig(batch_size=8), seed=game) for c, e in colours.items()}
+            state = GoState(cfg.size, cfg.komi)
+            while not state.is_over() and state.move_number < 3 * cfg.size * cfg.size:
+                opening = state.move_number < 4  # a little randomness, so the gating games differ
+                result = searches[state.to_play].search(state, simulations=cfg.gate_simulations, allow_pass=not opening)
+                state.play(sample_action(result, 1.0 if opening else 0.0, rng, state.pass_action))
+            winner = state.winner()
+            candidate_colour = BLACK if game % 2 == 0 else 2
+            score += 0.5 if winner == EMPTY else float(winner == candidate_colour)
+        return score / cfg.gate_games, time.perf_counter() - started
+
+    # ---------------------------------------------------------------- the loop
+    def run(self, iterations: int | None = None, hours: float | None = None) -> RunState:
+        """Run until ``iterations`` more iterations or ``hours`` of wall time (checked between iterations)."""
+        if iterations is None and hours is None:
+            raise CasebookError("say how long to train", hint="--iterations N or --hours H")
+        from ..core.tracking import tracked_run
+
+        deadline = None if hours is None else time.monotonic() + 3600 * hours
+        done = 0
+        with tracked_run("go", f"train-{self.run_dir.name}", enabled=self.track_mlflow) as run:
+            run.params(asdict(self.config))
+            while (iterations is None or done < iterations) and (deadline is None or time.monotonic() < deadline):
+                iteration = self.state.iteration + 1
+                positions, infos, selfplay_cpu = self.self_play(iteration)
+                metrics, train_seconds = self.train_steps(iteration)
+                win_rate, gate_seconds = self.gate(iteration)
+                promoted = win_rate >= self.config.gate_threshold
+                if promoted:
+                    self.state.generation += 1
+                    net, _ = load_net(self.run_dir / "latest.ckpt")
+                    save_net(self.run_dir / "best.ckpt", net, {"generation": self.state.generation,
+                                                               "iteration": iteration})
+                no_resign = [i for i in infos if i["resign_disabled"] and i["would_resign"] is not None]
+                record = metrics | {
+                    "iteration": iteration, "games": len(infos), "positions": positions,
+                    "mean_game_length": float(np.mean([i["moves"] for i in infos])),
+                    "black_win_rate": float(np.mean([i["result"].startswith("B") for i in infos])),
+                    "resigned_games": int(sum(i["resigned"] for i in infos)),
+                    "false_resign_checks": len(no_resign),
+                    "false_resigns": int(sum(i["false_resign"] for i in no_resign)),
+                    "gate_win_rate": win_rate, "promoted": promoted,
+                    "selfplay_cpu_s": selfplay_cpu, "train_s": train_seconds, "gate_s": gate_seconds,
+                }
+                self.state.iteration = iteration
+                self.state.games += len(infos)
+                self.state.positions += positions
+                self.state.steps += self.config.steps_per_iteration
+                self.state.cpu_seconds += selfplay_cpu + train_seconds + gate_seconds
+                self.state.history.append(record)
+                self._commit()  # the commit point: everything above is now durable
+                run.metrics({k: float(v) for k, v in record.items()}, step=iteration)
+                done += 1
+        return self.state
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2)))

@@ -1,0 +1,97 @@
+"""Training loop: one tiny iteration end to end, resume, refusal to mix settings, kill -9 recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from mlcasebook.core.errors import CasebookError
+from mlcasebook.go.net import load_net
+from mlcasebook.go.selfplay import SelfPlayConfig, play_game
+from mlcasebook.go.train import TrainConfig, Trainer
+
+TINY = dict(size=5, komi=0.5, channels=8, blocks=2, history=2, games_per_iteration=2, workers=1,
+            full_simulations=8, fast_simulations=4, full_search_probability=0.5, steps_per_iteration=3,
+            batch_size=16, gate_games=2, gate_simulations=4)
+
+
+def test_self_play_game_yields_consistent_examples():
+    from mlcasebook.go.mcts import RolloutEvaluator
+
+    config = SelfPlayConfig(size=5, komi=0.5, full_simulations=6, fast_simulations=3, history=2,
+                            full_search_probability=0.5)
+    examples, info = play_game(RolloutEvaluator(), config, np.random.default_rng(0))
+    moves = len(examples)
+    assert moves == info.moves and examples.planes.shape == (moves, 7, 5, 5)
+    assert np.allclose(examples.policy[examples.policy_weight > 0].sum(1), 1)
+    # values alternate with the side to move (no draws with komi 0.5)
+    assert set(np.unique(examples.value)) <= {-1.0, 1.0}
+    assert np.all(examples.value[:-1] == -examples.value[1:]) or info.resigned
+    assert examples.ownership.shape == (moves, 5, 5)
+
+
+def test_one_iteration_then_resume(tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(run, TrainConfig(**TINY))
+    state = trainer.run(iterations=1)
+    assert state.iteration == 1 and state.games == 2 and state.positions > 0
+    record = state.history[0]
+    for key in ("loss_policy", "loss_value", "loss_ownership", "gate_win_rate", "false_resigns", "selfplay_cpu_s"):
+        assert key in record
+    assert list((run / "replay").glob("it00001_w*.npz"))
+    load_net(run / "best.ckpt")
+    # a fresh process would see the committed state and continue from it
+    resumed = Trainer(run)
+    assert resumed.state.iteration == 1
+    resumed.run(iterations=1)
+    assert json.loads((run / "state.json").read_text())["iteration"] == 2
+    with pytest.raises(CasebookError, match="other settings"):
+        Trainer(run, TrainConfig(**(TINY | {"blocks": 3})))
+
+
+def test_uncommitted_files_are_discarded_on_resume(tmp_path):
+    run = tmp_path / "run"
+    Trainer(run, TrainConfig(**TINY))
+    stray = run / "replay" / "it00001_w0.npz"
+    stray.write_bytes(b"half written")
+    (run / ".best.ckpt.abc.tmp").write_bytes(b"x")
+    Trainer(run)
+    assert not stray.exists() and not list(run.glob(".*.tmp"))
+
+
+def test_kill_minus_9_loses_at_most_the_current_iteration(tmp_path):
+    run = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        from mlcasebook.go.train import TrainConfig, Trainer
+        Trainer({str(run)!r}, TrainConfig(**{TINY!r})).run(iterations=50)
+    """)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MLCASEBOOK_NO_PROGRESS": "1"}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state_file = run / "state.json"
+            if state_file.exists() and json.loads(state_file.read_text())["iteration"] >= 1:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the first iteration did not commit within 60 s")
+        time.sleep(0.3)  # most likely mid-iteration now
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    committed = json.loads((run / "state.json").read_text())["iteration"]
+    assert committed >= 1
+    trainer = Trainer(run)
+    assert trainer.state.iteration == committed
+    assert all(int(p.name[2:7]) <= committed for p in (run / "replay").glob("it*.npz"))
+    trainer.run(iterations=1)
+    assert trainer.state.iteration == committed + 1
