@@ -182,7 +182,8 @@ def main() -> None:
                    + ("--quick " if args.quick else "")
                    + f"--datasets {' '.join(args.datasets)} --seeds {' '.join(map(str, args.seeds))} "
                    + f"--budget {args.budget:g} --json {args.json}")
-        settings = {"command": command, "split": "fixed_split: stratified 75/25 (classification), seed = run seed",
+        settings = {"command": command, "code_version": _git_commit(),
+                    "split": "fixed_split: stratified 75/25 (classification), seed = run seed",
                     "budget_s": args.budget, "n_jobs": os.cpu_count(),
                     "hand_built": "ColumnTransformer(median impute | most-frequent impute + one-hot) -> "
                                   "HistGradientBoosting, RandomizedSearchCV 30 draws x 5-fold CV over learning_rate, "
@@ -192,6 +193,17 @@ def main() -> None:
                     "note": "development time is a person's time; lines of user code and machine wall time are its "
                             "measurable proxies. Shared 2-core machine; heavy runs serialised by a lock."}
         save(args.json, settings, {"runs": runs, "summary": summary})
+
+
+def _git_commit() -> str:
+    """The commit the AutoML code came from, so a figure can be traced to the tool that made it."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 if __name__ == "__main__":
