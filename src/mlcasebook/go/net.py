@@ -201,13 +201,21 @@ class NetEvaluator:
 
 def losses(out: dict[str, torch.Tensor], policy_target: torch.Tensor, value_target: torch.Tensor,
            ownership_target: torch.Tensor | None = None, score_target: torch.Tensor | None = None,
-           ownership_weight: float = 1.5 / 81, score_weight: float = 0.02) -> dict[str, torch.Tensor]:
+           ownership_weight: float = 1.5 / 81, score_weight: float = 0.02,
+           policy_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """AlphaGo Zero's loss (policy cross-entropy + value MSE) plus KataGo's auxiliary terms.
 
+    ``policy_weight`` (0/1 per example) drops the policy term of fast-search moves (playout-cap
+    randomisation); the policy loss is averaged over the weighted examples only, so its scale
+    does not shrink with the fraction of full searches.
     Ownership is summed over points and scaled by ``ownership_weight`` (KataGo: 1.5 / board area);
     the score margin (in units of N² points) uses a Huber loss so blow-out games do not dominate.
     """
-    policy = -(policy_target * F.log_softmax(out["policy"], dim=1)).sum(1).mean()
+    cross_entropy = -(policy_target * F.log_softmax(out["policy"], dim=1)).sum(1)
+    if policy_weight is None:
+        policy = cross_entropy.mean()
+    else:
+        policy = (cross_entropy * policy_weight).sum() / policy_weight.sum().clamp(min=1.0)
     value = F.mse_loss(out["value"], value_target)
     total = policy + value
     parts = {"policy": policy, "value": value}

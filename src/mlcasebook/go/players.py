@@ -48,3 +48,35 @@ class MctsPlayer:
                 and self.last.best_value < -self.resign_threshold):
             return RESIGN
         return self.last.action
+
+
+def play_players(black, white, size: int = 9, komi: float = 7.0, max_moves: int | None = None,
+                 opening_moves: int = 0, seed: int = 0) -> GoState:
+    """A game between two in-process players (no pipes), refereed by our rules.
+
+    ``opening_moves`` random moves first, so that repeated games between deterministic players
+    differ. A player's RESIGN ends the game."""
+    state = GoState(size, komi)
+    opener = RandomPlayer(seed)
+    for _ in range(opening_moves):
+        state.play(opener.choose(state, None))
+    players = {1: black, 2: white}
+    cap = max_moves or 3 * size * size
+    while not state.is_over() and state.move_number < cap:
+        action = players[state.to_play].choose(state.clone(), None)
+        if action == RESIGN:
+            state.resign()
+            break
+        state.play(action)
+    return state
+
+
+class PolicyPlayer:
+    """The raw policy network, no search: the most probable legal move (AlphaGo's 'SL policy')."""
+
+    def __init__(self, evaluator: Evaluator):
+        self.evaluator = evaluator
+
+    def choose(self, state: GoState, seconds: float | None) -> int:
+        priors, _ = self.evaluator.evaluate([state])
+        return int(np.argmax(priors[0]))

@@ -194,10 +194,10 @@ class Trainer:
             weight = torch.from_numpy(data.policy_weight[index])
             ownership = transform(torch.from_numpy(data.ownership[index].astype(np.float32)), symmetry)
             out = net(planes)
-            # fast-search moves carry no policy target: zero their policy term, keep the rest
-            policy = policy * weight[:, None]
+            # fast-search moves carry no policy target (weight 0); they still train value and ownership
             parts = losses(out, policy, torch.from_numpy(data.value[index]), ownership,
-                           torch.from_numpy(data.score[index]))
+                           torch.from_numpy(data.score[index]), ownership_weight=1.5 / cfg.size**2,
+                           policy_weight=weight)
             optimizer.zero_grad()
             parts["total"].backward()
             optimizer.step()

@@ -1,0 +1,14 @@
+"""The Go case's quick mode runs end to end (smoke size) and writes its page."""
+
+from __future__ import annotations
+
+from mlcasebook.go.tour import SPEC
+
+
+def test_quick_mode_smoke(tmp_path):
+    outcome = SPEC.run_quick(tmp_path, True)
+    assert (tmp_path / outcome.page).is_file()
+    results = outcome.numbers["results"]
+    assert len(results) == 4 and all(0 <= row["win_rate"] <= 1 for row in results)
+    assert outcome.numbers["curve"][0]["iteration"] == 1
+    assert "policy vs random" in outcome.headline
