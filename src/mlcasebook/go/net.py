@@ -162,20 +162,21 @@ class NetEvaluator:
     self-play) or "all" (average over the 8, 8x the compute, smoother priors).
     """
 
-    def __init__(self, net: GoNet, symmetry: str = "random", seed: int = 0):
+    def __init__(self, net: GoNet, symmetry: str = "random", seed: int = 0, device: str = "cpu"):
         if symmetry not in ("none", "random", "all"):
             raise CasebookError(f"unknown symmetry mode {symmetry!r}", hint="none, random or all")
-        self.net = net.eval()
+        self.device = torch.device(device)
+        self.net = net.eval().to(self.device)
         self.symmetry = symmetry
         self.rng = np.random.default_rng(seed)
 
     @classmethod
-    def load(cls, path: Path | str, symmetry: str = "random") -> NetEvaluator:
-        return cls(load_net(path)[0], symmetry)
+    def load(cls, path: Path | str, symmetry: str = "random", device: str = "cpu") -> NetEvaluator:
+        return cls(load_net(path)[0], symmetry, device=device)
 
     def predict(self, states: list[GoState]) -> dict[str, np.ndarray]:
         size = states[0].size
-        planes = torch.from_numpy(encode(states, self.net.config.history))
+        planes = torch.from_numpy(encode(states, self.net.config.history)).to(self.device)
         symmetries = {"none": [0], "random": [int(self.rng.integers(8))], "all": list(range(8))}[self.symmetry]
         policy = np.zeros((len(states), size * size + 1), dtype=np.float64)
         value = np.zeros(len(states))
@@ -184,8 +185,8 @@ class NetEvaluator:
                 out = self.net(transform(planes, symmetry))
                 logits = out["policy"].double()
                 board = inverse_transform(logits[:, :-1].reshape(-1, size, size), symmetry).reshape(len(states), -1)
-                policy += torch.cat([board, logits[:, -1:]], 1).numpy()
-                value += out["value"].double().numpy()
+                policy += torch.cat([board, logits[:, -1:]], 1).cpu().numpy()
+                value += out["value"].double().cpu().numpy()
         return {"policy_logits": policy / len(symmetries), "value": value / len(symmetries)}
 
     def evaluate(self, states: list[GoState]) -> tuple[np.ndarray, np.ndarray]:
