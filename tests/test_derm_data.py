@@ -227,3 +227,45 @@ def test_shared_copy_matches_its_readme(shared_labels):
     assert int(loaded.is_malignant.sum()) == 938
     splits = split_indices(loaded, seed=0)
     assert {k: len(v) for k, v in splits.items()} == {"train": 4307, "calibration": 479, "validation": 1198}
+
+
+def test_downloads_verify_and_unpack(tmp_path, sample, monkeypatch):
+    """The online path, served from file:// URLs: checksum for DermaMNIST, content checks and
+    nested zips for the Dataverse bundle, a corrupt archive refused."""
+    import hashlib
+    import zipfile
+
+    from mlcasebook.derm import data as derm_data
+    from mlcasebook.derm.data import ArchiveDownload, Download, download_dataset
+
+    rng = np.random.default_rng(0)
+    served = tmp_path / "served"
+    served.mkdir()
+    np.savez(served / "dermamnist.npz", train_images=rng.integers(0, 256, (3, 28, 28, 3), dtype=np.uint8),
+             train_labels=np.array([[0], [4], [5]], dtype=np.uint8))
+    digest = hashlib.md5((served / "dermamnist.npz").read_bytes()).hexdigest()
+    monkeypatch.setitem(derm_data.SOURCES, "dermamnist", (
+        Download((served / "dermamnist.npz").as_uri(), f"md5:{digest}", "dermamnist.npz"),))
+    npz = download_dataset("dermamnist", tmp_path / "cache1", progress=False)
+    assert load_dataset(npz).frame["dx"].tolist() == ["akiec", "mel", "nv"]
+
+    part = served / "HAM10000_images_part_1.zip"
+    with zipfile.ZipFile(part, "w") as archive:  # flat, as the Dataverse parts are
+        for image_id in sample["image_id"]:
+            archive.write(SHARED / "images" / f"{image_id}.jpg", f"{image_id}.jpg")
+    bundle = served / "bundle.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.write(part, part.name)
+        archive.writestr("HAM10000_metadata.csv", sample[["lesion_id", "image_id", "dx"]].to_csv(index=False))
+    monkeypatch.setitem(derm_data.SOURCES, "ham10000", (
+        ArchiveDownload(bundle.as_uri(), "none:", "HAM10000_dataverse.zip", min_members=2),))
+    folder = download_dataset("ham10000", tmp_path / "cache2", progress=False)
+    loaded = load_dataset(folder)
+    assert loaded.name == "ham10000" and len(loaded) == 14
+
+    broken = served / "broken.zip"
+    broken.write_bytes(bundle.read_bytes()[:500])
+    monkeypatch.setitem(derm_data.SOURCES, "ham10000", (
+        ArchiveDownload(broken.as_uri(), "none:", "HAM10000_dataverse.zip", min_members=2),))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        download_dataset("ham10000", tmp_path / "cache3", progress=False)
