@@ -19,6 +19,7 @@ DATA_DIR_HELP = ("Folder with images/ + labels.csv (image_id, dx[, lesion_id]), 
                  "../shared/data/ham10000).")
 LAYOUT_HELP = "auto (default), folder, ham10000, isic2018 or dermamnist."
 SPLITS = ("all", "train", "calibration", "validation")
+TTA_HELP = "Average over the four flips at test time (the path the temperature was fitted on)."
 
 
 @app.command()
@@ -107,7 +108,7 @@ def evaluate(
                               "split of the training data: validation, calibration or train."),
     json_path: Path = typer.Option(None, "--json", help="Write every figure (and each image's probabilities)."),
     report: Path = typer.Option(None, help="Folder for an HTML page with ROC, confusion matrix, reliability."),
-    tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over flips/rotations at test time."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help=TTA_HELP),
     bootstrap: int = typer.Option(2000, min=100, help="Bootstrap resamples for the 95 % intervals."),
 ) -> None:
     """Measure a trained model: balanced accuracy, per-class recall, AUCs, sensitivity and specificity
@@ -175,7 +176,7 @@ def predict(
                                     "one `train` writes to the cache)."),
     gradcam: Path = typer.Option(None, help="Folder for a Grad-CAM picture per image (<name>_gradcam.png)."),
     top: int = typer.Option(3, min=1, max=7, help="How many diagnoses to list."),
-    tta: bool = typer.Option(True, "--tta/--no-tta", help="Average over flips/rotations at test time."),
+    tta: bool = typer.Option(True, "--tta/--no-tta", help=TTA_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Top diagnoses with calibrated probabilities and the malignant risk against the model's

@@ -153,6 +153,8 @@ def read_image(path: Path | str, size: int = 224) -> np.ndarray:
     """One image as uint8 ``(size, size, 3)``; a ``DataError`` naming the file if it cannot be used."""
     from PIL import Image, UnidentifiedImageError
 
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file", hint="check the path")
     try:
         with Image.open(path) as image:
             _check_mode(image.mode, path)
