@@ -145,6 +145,8 @@ def train(
              "fast_simulations": fast_simulations, "steps_per_iteration": steps_per_iteration,
              "gate_games": gate_games, "seed": seed}
     given = {k: v for k, v in given.items() if v is not None}
+    if iterations is None and hours is None and pretrain_sgf is None:
+        raise CasebookError("say how long to train", hint="--iterations N or --hours H")
     if (run / "state.json").exists():
         trainer = Trainer(run, track_mlflow=track)
         stored = asdict(trainer.config)
@@ -162,9 +164,7 @@ def train(
         typer.echo(f"pretrained on {len(examples)} positions ({len(skipped)} files skipped): "
                    f"policy loss {metrics['loss_policy']:.3f}, value loss {metrics['loss_value']:.3f}")
     if iterations is None and hours is None:
-        if pretrain_sgf is None:
-            raise CasebookError("say how long to train", hint="--iterations N or --hours H")
-        return
+        return  # pretraining only
     state = trainer.run(iterations, hours)
     last = state.history[-1] if state.history else {}
     typer.echo(f"iteration {state.iteration}: {state.games} games, {state.positions} positions, generation "

@@ -1,0 +1,47 @@
+"""The `mlcasebook go` commands: a match through the CLI, and bad input as one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+COMMAND = [sys.executable, "-m", "mlcasebook", "go"]
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(COMMAND + list(args), input=stdin, capture_output=True, text=True, timeout=120,
+                          env={"MLCASEBOOK_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+def test_match_command_writes_sgf_and_json(tmp_path):
+    result = run("match", "random:1", "random:2", "--games", "2", "--board", "5", "--komi", "0.5",
+                 "--sgf-dir", str(tmp_path / "sgf"), "--json", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    assert "win rate" in result.stdout
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["games"] == 2 and summary["board"] == 5
+    assert len(list((tmp_path / "sgf").glob("*.sgf"))) == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("match", "random", "/nonexistent/engine", "--games", "1"), "cannot start engine"),
+    (("match", "random", "ours,depth=2", "--games", "1"), "unknown option"),
+    (("gtp", "--model", "/nonexistent.ckpt"), "checkpoint not found"),
+    (("train", "--run", "RUN"), "say how long to train"),
+])
+def test_bad_input_is_a_one_line_error(args, message, tmp_path):
+    args = tuple(str(tmp_path / "run") if a == "RUN" else a for a in args)
+    result = run(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing written for a refused command
+
+
+def test_gtp_command_answers_on_stdin():
+    result = run("gtp", "--random", stdin="1 name\n2 boardsize 5\n3 genmove b\n4 quit\n")
+    assert result.returncode == 0
+    lines = [line for line in result.stdout.splitlines() if line]
+    assert lines[0] == "=1 mlcasebook-go" and lines[1] == "=2" and lines[2].startswith("=3 ")
