@@ -56,6 +56,7 @@ def test_engine_specs():
     assert engine_command("random:4")[-3:] == ["--random", "--seed", "4"]
     ours = engine_command("ours:net.ckpt,playouts=50,time=1.5")
     assert ours[-6:] == ["--model", "net.ckpt", "--playouts", "50", "--time-per-move", "1.5"]
+    assert engine_command("ours:n.ckpt,policy")[-3:] == ["--model", "n.ckpt", "--policy-only"]
     assert engine_command("katago gtp -model 'm b.gz'") == ["katago", "gtp", "-model", "m b.gz"]
     with pytest.raises(CasebookError):
         engine_command("ours,depth=3")

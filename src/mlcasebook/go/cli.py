@@ -12,10 +12,11 @@ app = typer.Typer(help="AlphaGo-style Go engine (GTP) for small boards, and matc
 
 
 def build_player(model: Path | None, playouts: int | None, time_per_move: float | None, random_moves: bool,
-                 seed: int = 0):
-    """The move chooser the options ask for: random, MCTS over a network, or MCTS with rollouts."""
+                 seed: int = 0, policy_only: bool = False):
+    """The move chooser the options ask for: random, raw policy, MCTS over a network, or MCTS with rollouts."""
+    from ..core.errors import CasebookError
     from .mcts import RolloutEvaluator
-    from .players import MctsPlayer, RandomPlayer
+    from .players import MctsPlayer, PolicyPlayer, RandomPlayer
 
     if random_moves:
         return RandomPlayer(seed)
@@ -23,8 +24,12 @@ def build_player(model: Path | None, playouts: int | None, time_per_move: float 
         from .net import NetEvaluator
 
         evaluator = NetEvaluator.load(model)
+    elif policy_only:
+        raise CasebookError("--policy-only needs a network", hint="pass --model PATH")
     else:
         evaluator = RolloutEvaluator(seed=seed)
+    if policy_only:
+        return PolicyPlayer(evaluator)
     if playouts is None and time_per_move is None:
         playouts = 400 if model is not None else 200
     return MctsPlayer(evaluator, simulations=playouts, seconds=time_per_move, seed=seed)
@@ -39,6 +44,8 @@ def gtp(
     time_per_move: float = typer.Option(None, min=0.01, help="Seconds per move; with --playouts, whichever "
                                         "ends first. The GTP clock (time_left) can shorten it."),
     random_moves: bool = typer.Option(False, "--random", help="Play uniformly random legal moves (a baseline)."),
+    policy_only: bool = typer.Option(False, help="Play the network's most probable move, no search (the "
+                                     "chapter's 'policy network alone')."),
     size: int = typer.Option(9, help="Initial board size (the controller may change it with boardsize)."),
     komi: float = typer.Option(7.0, help="Initial komi (the controller may change it with komi)."),
     seed: int = typer.Option(0, help="Random seed of the player."),
@@ -46,7 +53,7 @@ def gtp(
     """Speak GTP v2 on stdin/stdout: add this command as an engine in Sabaki, GoGui or a match runner."""
     from .gtp import GtpEngine
 
-    player = build_player(model, playouts, time_per_move, random_moves, seed)
+    player = build_player(model, playouts, time_per_move, random_moves, seed, policy_only)
     GtpEngine(player, seconds_per_move=time_per_move, size=size, komi=komi).serve(sys.stdin, sys.stdout)
 
 

@@ -6,6 +6,7 @@ Everything a run needs to continue lives in its folder, and an iteration *commit
     run/state.json           iteration, counters, compute used, per-iteration metrics, config
     run/best.ckpt            the network that plays self-play games (promoted by gating)
     run/latest.ckpt          the last trained network (candidate)
+    run/generations/gen0007.ckpt  every promoted network (for the Elo-over-training curve)
     run/replay/it00012_w1.npz  self-play examples, one file per iteration and worker
 
 ``kill -9`` at any moment loses at most the iteration in progress: on restart, files newer than
@@ -263,8 +264,11 @@ class Trainer:
                 if promoted:
                     self.state.generation += 1
                     net, _ = load_net(self.run_dir / "latest.ckpt")
-                    save_net(self.run_dir / "best.ckpt", net, {"generation": self.state.generation,
-                                                               "iteration": iteration})
+                    meta = {"generation": self.state.generation, "iteration": iteration,
+                            "cpu_seconds": self.state.cpu_seconds}
+                    # every promoted network is kept (a few MB each) for the Elo-over-training curve
+                    save_net(self.run_dir / "generations" / f"gen{self.state.generation:04d}.ckpt", net, meta)
+                    save_net(self.run_dir / "best.ckpt", net, meta)
                 no_resign = [i for i in infos if i["resign_disabled"] and i["would_resign"] is not None]
                 record = metrics | {
                     "iteration": iteration, "games": len(infos), "positions": positions,

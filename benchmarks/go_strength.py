@@ -1,0 +1,62 @@
+"""Strength against GNU Go: networks (or a run's promoted generations) x modes x opponents.
+
+For each network: the raw policy (no search) and policy + MCTS at a fixed time per move, each
+against each opponent, colours alternating, refereed and scored by our Tromp-Taylor rules.
+Rows give the win rate with a Wilson 95 % interval and the Elo difference. With ``--run`` the
+promoted generations of a training run are measured in order (the Elo-over-training curve).
+
+    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/go_strength.py \\
+        --models runs/go/alphago9/best.ckpt --opponents gnugo:1,gnugo:10 --games 20 --time-per-move 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from common import print_table, save
+from mlcasebook.go.match import run_match
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="", help="comma-separated checkpoints")
+    parser.add_argument("--run", type=Path, help="a training run folder: measure its generations/*.ckpt")
+    parser.add_argument("--opponents", default="gnugo:1,gnugo:10")
+    parser.add_argument("--modes", default="policy,mcts", help="policy and/or mcts")
+    parser.add_argument("--games", type=int, default=20)
+    parser.add_argument("--time-per-move", type=float, default=2.0)
+    parser.add_argument("--board", type=int, default=9)
+    parser.add_argument("--komi", type=float, default=7.0)
+    parser.add_argument("--sgf-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("docs/results/go_strength.json"))
+    args = parser.parse_args()
+    models = [Path(m) for m in args.models.split(",") if m]
+    if args.run is not None:
+        models += sorted((args.run / "generations").glob("gen*.ckpt"))
+    if not models:
+        parser.error("give --models or --run")
+    rows = []
+    for model in models:
+        for mode in args.modes.split(","):
+            ours = f"ours:{model},policy" if mode == "policy" else f"ours:{model},time={args.time_per_move}"
+            for opponent in args.opponents.split(","):
+                sgf_dir = None if args.sgf_dir is None else args.sgf_dir / f"{model.stem}_{mode}_{opponent}"
+                summary = run_match(ours, opponent, args.games, args.board, args.komi, sgf_dir)
+                rows.append({"model": str(model), "mode": mode, "opponent": opponent, "games": summary.games,
+                             "wins": summary.first_wins, "win_rate": summary.win_rate,
+                             "ci95_low": summary.win_rate_95[0], "ci95_high": summary.win_rate_95[1],
+                             "elo": summary.elo, "s/move": summary.seconds_per_move[summary.first],
+                             "forfeits": summary.forfeits, "score_disagreements": summary.disagreements})
+                print(json.dumps(rows[-1]), flush=True)
+    table = pd.DataFrame(rows)
+    print_table(table, f"strength on {args.board}x{args.board}, komi {args.komi:g}")
+    save(args.out, vars(args) | {"run": str(args.run), "sgf_dir": str(args.sgf_dir), "out": str(args.out)},
+         {"matches": table})
+
+
+if __name__ == "__main__":
+    main()
