@@ -21,6 +21,8 @@ epochs), validation images/s, and single-image CPU latency at 1 and 2 threads.
     flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --json docs/results/derm.json
     .venv/bin/python benchmarks/derm_benchmark.py --archs small-cnn frozen-lr   # the cheap baselines only
     .venv/bin/python benchmarks/derm_benchmark.py --quick                        # smoke run, a few minutes
+    flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --imbalance-study \
+        --json docs/results/derm_imbalance.json    # sampling vs weighted loss, on calibration data
 
 Models are kept in ``<cache>/derm/models/<arch>.pt`` (``--models-dir``); ``--retrain`` starts over.
 """
@@ -151,6 +153,33 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     return summary, detail
 
 
+def imbalance_study(args, lesion_set, split) -> dict:
+    """Balanced sampling vs an inverse-frequency weighted loss for the fine-tuned Lite0, both
+    measured on the calibration split (the choice must not look at validation)."""
+    rows = split["calibration"]
+    labels = lesion_set.labels[rows]
+    study = {}
+    for imbalance in ("sampling", "weighted"):
+        name = "efficientnet-lite0" if imbalance == "sampling" else "efficientnet-lite0-weighted"
+        out = args.models_dir / f"{name}.pt"
+        train_classifier(args.data_dir, arch="efficientnet-lite0", out=out, seed=args.seed, imbalance=imbalance,
+                         resume=not args.retrain, threads=args.threads, track=False, progress=True)
+        classifier = load_classifier(out)
+        logits, _ = validation_logits(classifier, lesion_set, rows)
+        result = evaluate_probabilities(softmax(logits, classifier.temperature), labels, classifier.threshold,
+                                        classifier.target_sensitivity, n_boot=200, seed=args.seed)
+        study[imbalance] = {"calibration_balanced_accuracy": result["balanced_accuracy"],
+                            "calibration_macro_auc": result["macro_auc"],
+                            "calibration_malignant_auc": result["malignant"]["auc"],
+                            "calibration_per_class_recall": result["per_class_recall"],
+                            "train_seconds": classifier.info.get("cache_seconds", 0.0)
+                            + classifier.info.get("train_seconds", 0.0)}
+    print_table(pd.DataFrame([{"imbalance": k, **{m: v for m, v in row.items() if m != "calibration_per_class_recall"}}
+                              for k, row in study.items()]),
+                "Class imbalance, EfficientNet-Lite0, calibration split (479 images)")
+    return study
+
+
 def chapter_rows() -> list[dict]:
     claims = claims_for("derm")
     return [{"model": f"chapter: {who}", "accuracy": claims[f"{key}_accuracy"].value / 100,
@@ -168,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a shared, busy box two threads measured 10x slower)")
     parser.add_argument("--retrain", action="store_true", help="train again even if the model file is current")
+    parser.add_argument("--imbalance-study", action="store_true",
+                        help="only compare balanced sampling with a weighted loss (Lite0) on the calibration split")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 200 training images, one epoch, 150 validation images (figures meaningless)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here (e.g. docs/results/derm.json)")
@@ -178,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
 
     lesion_set = load_dataset(args.data_dir)
     split = split_indices(lesion_set, seed=0)
+    if args.imbalance_study:
+        study = imbalance_study(args, lesion_set, split)
+        if args.json:
+            write_json(args.json, {"command": "flock /tmp/mlcasebook-cpu.lock .venv/bin/python "
+                                              "benchmarks/derm_benchmark.py " + " ".join(argv or sys.argv[1:]),
+                                   "split": "calibration part of derm.data.split_indices seed 0", "seed": args.seed,
+                                   "study": study, "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+        return 0
     summaries, details = [], {}
     for arch in args.archs:
         summary, detail = run_model(arch, args, lesion_set, split)

@@ -84,7 +84,7 @@ class TrainConfig:
 # Per-family defaults, set from measurements on 2 cores (docs/derm.md).
 DEFAULTS: dict[str, dict[str, Any]] = {
     **{arch: {} for arch in LITE_ARCHS},
-    "small-cnn": {"image_size": 64, "epochs": 12, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "views": 0},
+    "small-cnn": {"image_size": 64, "epochs": 10, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "views": 0},
     "frozen-lr": {"epochs": 0, "views": 4},
 }
 
@@ -277,14 +277,18 @@ def fit_epochs(module: torch.nn.Module, parameters: list, labels: np.ndarray, co
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, target_sensitivity: float) -> dict[str, Any]:
     """Temperature and malignant threshold fitted on calibration logits (never on validation)."""
+    from sklearn.metrics import roc_auc_score
+
     temperature = fit_temperature(logits, labels)
     probs = softmax(logits, temperature)
     is_malignant = MALIGNANT_MASK[labels]
     risk = probs[:, MALIGNANT_MASK].sum(axis=1)
+    both = 0 < is_malignant.sum() < len(labels)
     threshold = choose_threshold(risk, is_malignant, target_sensitivity) if is_malignant.any() else 0.5
     return {"temperature": temperature, "threshold": threshold,
             "calibration": {"n_images": len(labels), "n_malignant": int(is_malignant.sum()),
                             "balanced_accuracy": balanced_accuracy(labels, probs.argmax(1)),
+                            "malignant_auc": float(roc_auc_score(is_malignant, risk)) if both else None,
                             "ece_before": expected_calibration_error(softmax(logits), labels),
                             "ece_after": expected_calibration_error(probs, labels)}}
 
