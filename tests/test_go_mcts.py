@@ -132,3 +132,21 @@ def test_root_pass_can_be_excluded():
     state.play(12)
     result = MCTS(RolloutEvaluator(), MCTSConfig(batch_size=4)).search(state, simulations=60, allow_pass=False)
     assert state.pass_action not in result.visits
+
+
+def test_forced_playouts_explore_the_noise_and_pruning_takes_them_back():
+    state = GoState(5)
+    config = MCTSConfig(batch_size=1, forced_playouts_k=2.0, dirichlet_fraction=0.5)
+    search = MCTS(MaterialEvaluator(), config, seed=4)
+    result = search.search(state, simulations=200, noise=True)
+    root = search.root
+    forced = np.sqrt(2.0 * root.prior * root.total_visits())
+    # every child the noise favoured got its forced share (up to the last few simulations)
+    assert np.all(root.visits >= np.floor(forced) - 1)
+    target = result.policy_target
+    assert target is not None and set(target) <= set(result.visits)
+    assert all(target[a] <= result.visits[a] for a in target)
+    assert target[result.action] == result.visits[result.action]  # the best move keeps all its visits
+    assert sum(target.values()) < sum(result.visits.values())
+    # without noise there is no forcing and no pruned target
+    assert MCTS(MaterialEvaluator(), config).search(state, simulations=20).policy_target is None

@@ -94,6 +94,7 @@ class SearchResult:
     simulations: int
     seconds: float
     evaluations: int = 0  # leaves sent to the evaluator (simulations that ended in a finished game need none)
+    policy_target: dict[int, float] | None = None  # visits after KataGo's pruning (when forced playouts ran)
 
 
 @dataclass
@@ -105,6 +106,9 @@ class MCTSConfig:
     dirichlet_fraction: float = 0.25
     first_play_urgency: float = 0.2  # unvisited children start at parent value minus this (KataGo/Leela FPU)
     max_depth: int = 400
+    # KataGo's forced playouts: with noise at the root, child c gets at least sqrt(k·P(c)·N) visits,
+    # so the noise actually gets explored; the policy target then prunes those extra visits.
+    forced_playouts_k: float = 0.0
 
 
 class MCTS:
@@ -119,6 +123,7 @@ class MCTS:
         self.root_hash: int | None = None
         self.evaluations = 0
         self._root_without_pass: Node | None = None
+        self._forced_root: Node | None = None
 
     # ---------------------------------------------------------------- tree reuse
     def _reuse_root(self, state: GoState) -> Node | None:
@@ -162,7 +167,37 @@ class MCTS:
         scores = q + u
         if node is self._root_without_pass:
             scores[-1] = -np.inf  # pass is the last legal action
+        if node is self._forced_root:
+            starved = node.visits < np.sqrt(cfg.forced_playouts_k * node.prior * total)
+            starved &= np.isfinite(scores)
+            if starved.any():
+                return int(np.argmax(np.where(starved, scores, -np.inf)))
         return int(np.argmax(scores))
+
+    def _pruned_policy_target(self, root: Node) -> dict[int, float]:
+        """KataGo's policy target pruning: take back forced visits from every child that would not
+        have earned them under PUCT (its score stays below the best child's), drop single visits."""
+        cfg = self.config
+        total = root.total_visits()
+        sqrt_total = math.sqrt(total)
+        best = int(np.argmax(root.visits))
+        q = root.value_sum / np.maximum(root.visits, 1)
+        best_score = q[best] + cfg.c_puct * root.prior[best] * sqrt_total / (1 + root.visits[best])
+        target: dict[int, float] = {}
+        for i, (action, visits) in enumerate(zip(root.actions, root.visits, strict=True)):
+            if visits <= 0:
+                continue
+            if i != best:
+                forced = math.sqrt(cfg.forced_playouts_k * root.prior[i] * total)
+                gap = best_score - q[i]
+                # fewest visits that keep this child's PUCT score below the best one's
+                needed = cfg.c_puct * root.prior[i] * sqrt_total / gap - 1 if gap > 0 else visits
+                visits = max(visits - forced, math.ceil(needed), 0)
+                visits = min(visits, root.visits[i])
+                if visits <= 1:
+                    continue
+            target[int(action)] = float(visits)
+        return target
 
     def search(self, state: GoState, simulations: int | None = None, seconds: float | None = None,
                noise: bool = False, allow_pass: bool = True) -> SearchResult:
@@ -184,6 +219,7 @@ class MCTS:
             root = self._expand(state, priors[0], float(values[0]))
         can_skip_pass = len(root.actions) > 1 and root.actions[-1] == state.pass_action
         self._root_without_pass = root if not allow_pass and can_skip_pass else None
+        self._forced_root = root if noise and cfg.forced_playouts_k > 0 else None
         if noise:
             alpha = cfg.dirichlet_alpha or 0.03 * 361 / (state.size * state.size)
             noise_sample = self.rng.dirichlet([alpha] * len(root.actions))
@@ -198,6 +234,8 @@ class MCTS:
             done += self._simulate_batch(root, state, max(1, batch))
         self._remember_root(root, state)
         self._root_without_pass = None
+        policy_target = self._pruned_policy_target(root) if self._forced_root is not None else None
+        self._forced_root = None
         best = int(np.argmax(root.visits))
         total = root.total_visits()
         return SearchResult(
@@ -208,6 +246,7 @@ class MCTS:
             simulations=done,
             seconds=time.perf_counter() - started,
             evaluations=self.evaluations,
+            policy_target=policy_target,
         )
 
     def _simulate_batch(self, root: Node, root_state: GoState, batch: int) -> int:

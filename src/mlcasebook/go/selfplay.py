@@ -34,6 +34,7 @@ class SelfPlayConfig:
     max_moves_factor: int = 3  # games are cut at factor·N² moves (never reached in practice)
     batch_size: int = 8
     history: int = 4
+    forced_playouts_k: float = 2.0  # KataGo's value; 0 turns forced playouts and target pruning off
 
 
 @dataclass
@@ -73,7 +74,8 @@ class GameInfo:
 
 def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Generator) -> tuple[Examples, GameInfo]:
     state = GoState(config.size, config.komi)
-    search = MCTS(evaluator, MCTSConfig(batch_size=config.batch_size), seed=int(rng.integers(2**31)))
+    search = MCTS(evaluator, MCTSConfig(batch_size=config.batch_size, forced_playouts_k=config.forced_playouts_k),
+                  seed=int(rng.integers(2**31)))
     resign_disabled = rng.random() < config.no_resign_fraction
     positions: list[tuple[np.ndarray, np.ndarray, float, int]] = []  # planes, policy, weight, colour
     info = GameInfo(0, "", False, resign_disabled)
@@ -91,7 +93,7 @@ def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Gener
             if info.would_resign is None:
                 info.would_resign = state.to_play
         policy = np.zeros(state.num_actions, dtype=np.float32)
-        for action, visits in result.visits.items():
+        for action, visits in (result.policy_target or result.visits).items():
             policy[action] = visits
         policy /= max(policy.sum(), 1.0)
         positions.append((encode([state], config.history)[0].astype(np.uint8), policy, float(full), state.to_play))
