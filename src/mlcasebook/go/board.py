@@ -476,12 +476,20 @@ def random_playout(state: GoState, rng: random.Random, max_moves: int | None = N
     """
     limit = max_moves if max_moves is not None else 3 * state.size * state.size
     size2 = state.size * state.size
+    points = state.geo.points
     played = 0
     while not state.is_over() and played < limit:
         color = state.to_play
-        candidates = [a for a, p in enumerate(state.geo.points) if state.board[p] == EMPTY]
-        rng.shuffle(candidates)
-        for action in candidates:
+        board = state.board
+        candidates = [a for a, p in enumerate(points) if board[p] == EMPTY]
+        remaining = len(candidates)
+        # draw without replacement lazily (swap-remove): most draws succeed at once, so a full
+        # shuffle of every empty point would be wasted work
+        while remaining:
+            index = int(rng.random() * remaining)
+            action = candidates[index]
+            remaining -= 1
+            candidates[index] = candidates[remaining]
             if state.is_own_eye(action, color):
                 continue
             result = state._try(action, color)
