@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlcasebook.go.board import BLACK, GoState, vertex_to_action
+from mlcasebook.go.board import BLACK, WHITE, GoState, vertex_to_action
 from mlcasebook.go.mcts import MCTS, MCTSConfig, RolloutEvaluator, SearchResult, sample_action, temperature_schedule
 from mlcasebook.go.players import MctsPlayer
 
@@ -150,3 +150,25 @@ def test_forced_playouts_explore_the_noise_and_pruning_takes_them_back():
     assert sum(target.values()) < sum(result.visits.values())
     # without noise there is no forcing and no pruned target
     assert MCTS(MaterialEvaluator(), config).search(state, simulations=20).policy_target is None
+
+
+def test_a_lost_terminal_tried_first_does_not_trap_the_search():
+    """White passed; Black's pass would end the game lost on komi. Even if the pass is tried
+    first (highest prior), the other moves must still be explored and preferred."""
+
+    class PassFirst(MaterialEvaluator):
+        def evaluate(self, states):
+            priors, values = super().evaluate(states)
+            priors[:, -1] = 0.5  # the network 'likes' pass
+            return priors / priors.sum(1, keepdims=True), values * 0
+
+    state = GoState.from_diagram("""
+        . . . . .
+        . . . . .
+        . . X . .
+        . . . O .
+        . . . . .""", to_play=WHITE, komi=7)
+    state.play(state.pass_action)  # white passes: black to move, a black pass now loses on komi
+    assert state.clone().score() < 0
+    result = MCTS(PassFirst(), MCTSConfig(batch_size=1)).search(state, simulations=50)
+    assert result.action != state.pass_action and result.best_value > -0.5

@@ -160,9 +160,11 @@ class MCTS:
     def _select(self, node: Node) -> int:
         cfg = self.config
         total = node.total_visits()
-        # first-play urgency: unvisited moves look a little worse than the parent, not like draws
-        parent_q = node.value if total == 0 else float(node.value_sum.sum() / total)
-        q = node.q_values(parent_q - cfg.first_play_urgency)
+        # first-play urgency: unvisited moves start a little below the network's value of the
+        # parent (Leela Zero), not at 0 and not at the running average: if the first child tried
+        # is a lost terminal (a pass that ends the game), the running average drops to -1 and
+        # every unvisited move would look worse than that loss (measured: it made self-play resign)
+        q = node.q_values(node.value - cfg.first_play_urgency)
         u = cfg.c_puct * node.prior * math.sqrt(total + 1) / (1.0 + node.visits)
         scores = q + u
         if node is self._root_without_pass:
@@ -236,11 +238,16 @@ class MCTS:
         self._root_without_pass = None
         policy_target = self._pruned_policy_target(root) if self._forced_root is not None else None
         self._forced_root = None
-        best = int(np.argmax(root.visits))
+        visits = root.visits.copy()
+        if not allow_pass and can_skip_pass:
+            visits[-1] = 0  # a reused root may hold pass visits from when it was an inner node
+            if policy_target is not None:
+                policy_target.pop(state.pass_action, None)
+        best = int(np.argmax(visits))
         total = root.total_visits()
         return SearchResult(
             action=int(root.actions[best]),
-            visits={int(a): int(n) for a, n in zip(root.actions, root.visits, strict=True) if n > 0},
+            visits={int(a): int(n) for a, n in zip(root.actions, visits, strict=True) if n > 0},
             root_value=float(root.value_sum.sum() / total) if total else root.value,
             best_value=float(root.value_sum[best] / root.visits[best]) if root.visits[best] else root.value,
             simulations=done,

@@ -35,6 +35,9 @@ class SelfPlayConfig:
     batch_size: int = 8
     history: int = 4
     forced_playouts_k: float = 2.0  # KataGo's value; 0 turns forced playouts and target pruning off
+    # no pass at the root before this fraction of N² moves: an untrained net passes at random,
+    # the opponent passes back and komi decides a 9-move game (measured), which teaches nothing
+    no_pass_before: float = 0.5
 
 
 @dataclass
@@ -83,8 +86,9 @@ def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Gener
     while not state.is_over() and state.move_number < cap:
         full = rng.random() < config.full_search_probability
         temperature = temperature_schedule(state.move_number, config.size)
+        allow_pass = temperature == 0 and state.move_number >= config.no_pass_before * config.size ** 2
         result = search.search(state, simulations=config.full_simulations if full else config.fast_simulations,
-                               noise=full, allow_pass=temperature == 0)
+                               noise=full, allow_pass=allow_pass)
         if result.best_value < -config.resign_threshold and state.move_number >= config.min_resign_move:
             if not resign_disabled:
                 state.resign()
