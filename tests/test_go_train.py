@@ -95,3 +95,10 @@ def test_kill_minus_9_loses_at_most_the_current_iteration(tmp_path):
     assert all(int(p.name[2:7]) <= committed for p in (run / "replay").glob("it*.npz"))
     trainer.run(iterations=1)
     assert trainer.state.iteration == committed + 1
+
+
+def test_self_play_in_two_worker_processes(tmp_path):
+    trainer = Trainer(tmp_path / "run", TrainConfig(**(TINY | {"workers": 2, "gate_games": 0})))
+    state = trainer.run(iterations=1)
+    assert state.games == 2 and len(list((tmp_path / "run" / "replay").glob("it00001_w*.npz"))) == 2
+    assert state.generation == 1 and (tmp_path / "run" / "generations" / "gen0001.ckpt").is_file()

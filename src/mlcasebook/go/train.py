@@ -17,8 +17,8 @@ again within a few steps), which keeps a resumable run cheap to carry between ma
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -153,27 +153,30 @@ class Trainer:
         return Examples.concat(parts)
 
     # ---------------------------------------------------------------- the three phases
-    def self_play(self, iteration: int) -> tuple[int, list[dict], float]:
+    def self_play(self, iteration: int, pool: ProcessPoolExecutor | None = None) -> tuple[int, list[dict], float]:
+        """This iteration's games with the best network, in ``pool``'s processes (inline without one)."""
         cfg = self.config
-        workers = max(1, min(cfg.workers, cfg.games_per_iteration))
+        workers = self._workers()
         shares = [cfg.games_per_iteration // workers + (w < cfg.games_per_iteration % workers) for w in range(workers)]
         seeds = [cfg.seed * 1_000_003 + iteration * 101 + w for w in range(workers)]
         best = str(self.run_dir / "best.ckpt")
         started = time.perf_counter()
-        if workers == 1:
-            results = [_worker_games(best, cfg.selfplay(), shares[0], seeds[0])]
+        if pool is None:
+            results = [_worker_games(best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds, strict=True)]
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_worker_games, best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds,
-                                                                                                   strict=True)]
-                results = [f.result() for f in futures]
+            futures = [pool.submit(_worker_games, best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds,
+                                                                                               strict=True)]
+            results = [f.result() for f in futures]
         seconds = time.perf_counter() - started
         positions, infos = 0, []
         for worker, (arrays, worker_infos) in enumerate(results):
             self._write_shard(iteration, worker, arrays)
             positions += len(arrays["value"])
             infos += worker_infos
-        return positions, infos, seconds * workers
+        return positions, infos, seconds * (workers if pool is not None else 1)
+
+    def _workers(self) -> int:
+        return max(1, min(self.config.workers, self.config.games_per_iteration))
 
     def train_steps(self, iteration: int, data: Examples | None = None, steps: int | None = None) -> tuple[dict, float]:
         """``steps`` minibatch updates of latest.ckpt on ``data`` (default: the replay window)."""
@@ -253,11 +256,15 @@ class Trainer:
 
         deadline = None if hours is None else time.monotonic() + 3600 * hours
         done = 0
-        with tracked_run("go", f"train-{self.run_dir.name}", enabled=self.track_mlflow) as run:
+        workers = self._workers()
+        # one pool for the whole session: spawning workers (and importing torch) costs seconds each
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+        with tracked_run("go", f"train-{self.run_dir.name}", enabled=self.track_mlflow) as run, \
+                pool if pool is not None else _no_pool():
             run.params(asdict(self.config))
             while (iterations is None or done < iterations) and (deadline is None or time.monotonic() < deadline):
                 iteration = self.state.iteration + 1
-                positions, infos, selfplay_cpu = self.self_play(iteration)
+                positions, infos, selfplay_cpu = self.self_play(iteration, pool)
                 metrics, train_seconds = self.train_steps(iteration)
                 win_rate, gate_seconds = self.gate(iteration)
                 promoted = win_rate >= self.config.gate_threshold
@@ -292,5 +299,6 @@ class Trainer:
         return self.state
 
 
-def default_workers() -> int:
-    return max(1, min(4, (os.cpu_count() or 2)))
+@contextlib.contextmanager
+def _no_pool():
+    yield None
