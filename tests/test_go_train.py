@@ -60,11 +60,14 @@ def test_one_iteration_then_resume(tmp_path):
 def test_uncommitted_files_are_discarded_on_resume(tmp_path):
     run = tmp_path / "run"
     Trainer(run, TrainConfig(**TINY))
-    stray = run / "replay" / "it00001_w0.npz"
-    stray.write_bytes(b"half written")
+    strays = [run / "replay" / "it00001_w0.npz", run / "nets" / "it00001.ckpt", run / "generations" / "gen0001.ckpt"]
+    for stray in strays:
+        stray.write_bytes(b"written by an iteration that never committed")
     (run / ".best.ckpt.abc.tmp").write_bytes(b"x")
-    Trainer(run)
-    assert not stray.exists() and not list(run.glob(".*.tmp"))
+    trainer = Trainer(run)
+    assert not any(stray.exists() for stray in strays) and not list(run.glob(".*.tmp"))
+    assert (run / "best.ckpt").read_bytes() == trainer.best_path().read_bytes()
+    load_net(run / trainer.state.latest)
 
 
 def test_kill_minus_9_loses_at_most_the_current_iteration(tmp_path):
@@ -93,6 +96,8 @@ def test_kill_minus_9_loses_at_most_the_current_iteration(tmp_path):
     trainer = Trainer(run)
     assert trainer.state.iteration == committed
     assert all(int(p.name[2:7]) <= committed for p in (run / "replay").glob("it*.npz"))
+    assert [p.name for p in (run / "nets").glob("*.ckpt")] == [f"it{committed:05d}.ckpt"]
+    assert (run / "best.ckpt").read_bytes() == trainer.best_path().read_bytes()
     trainer.run(iterations=1)
     assert trainer.state.iteration == committed + 1
 

@@ -1,16 +1,17 @@
 """The training loop: self-play in worker processes -> replay buffer -> training -> gating.
 
 Everything a run needs to continue lives in its folder, and an iteration *commits* by rewriting
-``state.json`` atomically as its very last step:
+``state.json`` atomically as its very last step; every other file is written under a new name
+before that, so the state always points at complete files:
 
-    run/state.json           iteration, counters, compute used, per-iteration metrics, config
-    run/best.ckpt            the network that plays self-play games (promoted by gating)
-    run/latest.ckpt          the last trained network (candidate)
-    run/generations/gen0007.ckpt  every promoted network (for the Elo-over-training curve)
-    run/replay/it00012_w1.npz  self-play examples, one file per iteration and worker
+    run/state.json                iteration, generation, latest net, counters, compute, metrics, config
+    run/generations/gen0007.ckpt  every promoted network; the state's generation plays self-play
+    run/nets/it00012.ckpt         the last trained network (the next candidate starts from it)
+    run/replay/it00012_w1.npz     self-play examples, one file per iteration and worker
+    run/best.ckpt                 a copy of the current best network, for `mlcasebook go gtp --model`
 
-``kill -9`` at any moment loses at most the iteration in progress: on restart, files newer than
-the committed iteration are deleted and the iteration is replayed. The state is small (two
+``kill -9`` at any moment loses at most the iteration in progress: on restart, files the state
+does not name (newer replay, nets and generations) are deleted and the iteration is replayed. The state is small (two
 networks of a few MB, the replay window); the optimizer's moments are not kept (Adam warms up
 again within a few steps), which keeps a resumable run cheap to carry between machines.
 """
@@ -74,7 +75,8 @@ class RunState:
     games: int = 0
     positions: int = 0
     steps: int = 0
-    generation: int = 0  # promotions of the best network
+    generation: int = 0  # promotions of the best network: generations/gen{generation:04d}.ckpt plays
+    latest: str = "nets/it00000.ckpt"  # the committed trained network, relative to the run folder
     cpu_seconds: float = 0.0  # wall time x busy processes, the compute budget's unit
     history: list[dict] = field(default_factory=list)
     pretraining: dict | None = None  # the AlphaGo pipeline's supervised stage, if any
@@ -117,22 +119,41 @@ class Trainer:
             self.state = RunState(asdict(self.config))
             self.run_dir.mkdir(parents=True, exist_ok=True)
             torch.manual_seed(self.config.seed)
-            save_net(self.run_dir / "best.ckpt", GoNet(self.config.net()), {"generation": 0})
-            save_net(self.run_dir / "latest.ckpt", GoNet(self.config.net()), {"generation": 0})
+            initial = GoNet(self.config.net())
+            save_net(self._generation_path(0), initial, {"generation": 0})
+            save_net(self.run_dir / self.state.latest, initial, {"iteration": 0})
             self._commit()
+            self._publish_best()
         self.replay_dir.mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------- persistence
     def _commit(self) -> None:
         atomic_write_text(self.state_path, json.dumps(asdict(self.state), indent=1))
 
+    def _generation_path(self, generation: int) -> Path:
+        return self.run_dir / "generations" / f"gen{generation:04d}.ckpt"
+
+    def best_path(self) -> Path:
+        return self._generation_path(self.state.generation)
+
+    def _publish_best(self) -> None:
+        """Refresh the convenience copy best.ckpt from the committed generation."""
+        atomic_write_bytes(self.run_dir / "best.ckpt", self.best_path().read_bytes())
+
     def _discard_uncommitted(self) -> None:
-        """Replay files of an iteration that never committed (the process died mid-iteration)."""
+        """Files of an iteration that never committed (the process died mid-iteration)."""
         for path in self.replay_dir.glob("it*.npz"):
             if int(path.name[2:7]) > self.state.iteration:
                 path.unlink()
-        for path in self.run_dir.glob(".*.tmp"):
+        for path in (self.run_dir / "nets").glob("*.ckpt"):
+            if path != self.run_dir / self.state.latest:
+                path.unlink()
+        for path in (self.run_dir / "generations").glob("gen*.ckpt"):
+            if int(path.name[3:7]) > self.state.generation:
+                path.unlink()
+        for path in self.run_dir.rglob(".*.tmp"):
             path.unlink()
+        self._publish_best()
 
     def _write_shard(self, iteration: int, worker: int, arrays: dict) -> None:
         import io
@@ -159,7 +180,7 @@ class Trainer:
         workers = self._workers()
         shares = [cfg.games_per_iteration // workers + (w < cfg.games_per_iteration % workers) for w in range(workers)]
         seeds = [cfg.seed * 1_000_003 + iteration * 101 + w for w in range(workers)]
-        best = str(self.run_dir / "best.ckpt")
+        best = str(self.best_path())
         started = time.perf_counter()
         if pool is None:
             results = [_worker_games(best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds, strict=True)]
@@ -178,14 +199,16 @@ class Trainer:
     def _workers(self) -> int:
         return max(1, min(self.config.workers, self.config.games_per_iteration))
 
-    def train_steps(self, iteration: int, data: Examples | None = None, steps: int | None = None) -> tuple[dict, float]:
-        """``steps`` minibatch updates of latest.ckpt on ``data`` (default: the replay window)."""
+    def train_steps(self, iteration: int, data: Examples | None = None, steps: int | None = None,
+                    out_name: str | None = None) -> tuple[dict, float, str]:
+        """``steps`` minibatch updates of the latest network on ``data`` (default: the replay
+        window), saved as a new file (not yet committed); returns metrics, seconds, its name."""
         cfg = self.config
         torch.manual_seed(cfg.seed + iteration)
         rng = np.random.default_rng(cfg.seed + iteration)
         data = self._replay() if data is None else data
         steps = cfg.steps_per_iteration if steps is None else steps
-        net, _ = load_net(self.run_dir / "latest.ckpt")
+        net, _ = load_net(self.run_dir / self.state.latest)
         net.train()
         optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         started = time.perf_counter()
@@ -208,30 +231,40 @@ class Trainer:
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         seconds = time.perf_counter() - started
-        save_net(self.run_dir / "latest.ckpt", net, {"iteration": iteration})
-        return {f"loss_{k}": v / max(1, steps) for k, v in sums.items()} | {"replay_positions": len(data)}, seconds
+        name = out_name or f"nets/it{iteration:05d}.ckpt"
+        save_net(self.run_dir / name, net.eval(), {"iteration": iteration})
+        metrics = {f"loss_{k}": v / max(1, steps) for k, v in sums.items()} | {"replay_positions": len(data)}
+        return metrics, seconds, name
 
     def pretrain(self, examples: Examples, steps: int) -> dict:
         """AlphaGo's first stage: supervised learning from expert games, before any self-play.
         The result becomes the best network (generation 1) that self-play then improves."""
         if self.state.iteration > 0 or self.state.pretraining is not None:
             raise CasebookError(f"{self.run_dir} has already trained", hint="pretrain a fresh --run folder")
-        metrics, seconds = self.train_steps(0, examples, steps)
-        net, _ = load_net(self.run_dir / "latest.ckpt")
-        self.state.generation = 1
-        save_net(self.run_dir / "best.ckpt", net, {"generation": 1, "pretrained_positions": len(examples)})
+        metrics, seconds, name = self.train_steps(0, examples, steps, out_name="nets/pretrained.ckpt")
+        net, _ = load_net(self.run_dir / name)
+        save_net(self._generation_path(1), net, {"generation": 1, "pretrained_positions": len(examples)})
+        self.state.generation, self.state.latest = 1, name
         self.state.pretraining = metrics | {"positions": len(examples), "steps": steps, "train_s": seconds}
         self.state.cpu_seconds += seconds
         self._commit()
+        self._after_commit()
         return self.state.pretraining
 
-    def gate(self, iteration: int) -> tuple[float, float]:
+    def _after_commit(self) -> None:
+        """Tidy up after a commit: nets the state no longer names go, best.ckpt is refreshed."""
+        for path in (self.run_dir / "nets").glob("*.ckpt"):
+            if path != self.run_dir / self.state.latest:
+                path.unlink()
+        self._publish_best()
+
+    def gate(self, iteration: int, candidate_name: str) -> tuple[float, float]:
         """Candidate vs best, alternating colours, a little opening randomness so games differ."""
         cfg = self.config
         if cfg.gate_games == 0:
             return 1.0, 0.0
-        candidate = NetEvaluator.load(self.run_dir / "latest.ckpt", "none")
-        best = NetEvaluator.load(self.run_dir / "best.ckpt", "none")
+        candidate = NetEvaluator.load(self.run_dir / candidate_name, "none")
+        best = NetEvaluator.load(self.best_path(), "none")
         rng = np.random.default_rng(cfg.seed + 7 * iteration)
         started, score = time.perf_counter(), 0.0
         for game in range(cfg.gate_games):
@@ -265,17 +298,16 @@ class Trainer:
             while (iterations is None or done < iterations) and (deadline is None or time.monotonic() < deadline):
                 iteration = self.state.iteration + 1
                 positions, infos, selfplay_cpu = self.self_play(iteration, pool)
-                metrics, train_seconds = self.train_steps(iteration)
-                win_rate, gate_seconds = self.gate(iteration)
+                metrics, train_seconds, candidate = self.train_steps(iteration)
+                win_rate, gate_seconds = self.gate(iteration, candidate)
                 promoted = win_rate >= self.config.gate_threshold
                 if promoted:
-                    self.state.generation += 1
-                    net, _ = load_net(self.run_dir / "latest.ckpt")
-                    meta = {"generation": self.state.generation, "iteration": iteration,
+                    net, _ = load_net(self.run_dir / candidate)
+                    meta = {"generation": self.state.generation + 1, "iteration": iteration,
                             "cpu_seconds": self.state.cpu_seconds}
                     # every promoted network is kept (a few MB each) for the Elo-over-training curve
-                    save_net(self.run_dir / "generations" / f"gen{self.state.generation:04d}.ckpt", net, meta)
-                    save_net(self.run_dir / "best.ckpt", net, meta)
+                    save_net(self._generation_path(self.state.generation + 1), net, meta)
+                    self.state.generation += 1
                 no_resign = [i for i in infos if i["resign_disabled"] and i["would_resign"] is not None]
                 record = metrics | {
                     "iteration": iteration, "games": len(infos), "positions": positions,
@@ -293,7 +325,9 @@ class Trainer:
                 self.state.steps += self.config.steps_per_iteration
                 self.state.cpu_seconds += selfplay_cpu + train_seconds + gate_seconds
                 self.state.history.append(record)
+                self.state.latest = candidate
                 self._commit()  # the commit point: everything above is now durable
+                self._after_commit()
                 run.metrics({k: float(v) for k, v in record.items()}, step=iteration)
                 done += 1
         return self.state
