@@ -69,7 +69,8 @@ def _continue_game(black: GtpClient, white: GtpClient, opening: GoState) -> Game
 def read_sgf_examples(folder: Path, size: int = 9, history: int = 4) -> tuple[Examples, dict]:
     """Every position of every usable game in ``folder`` as supervised examples.
 
-    Policy target: the move played (one-hot). Value: the recorded result (RE) for the side to move.
+    Policy target: the move played (one-hot). Value: the recorded result (RE) for the side to move
+    (+1 / -1, 0 for a draw).
     Ownership and score: Tromp-Taylor on the final board when the game was played out (not
     resigned); otherwise zero ownership and a large margin with the winner's sign.
     """
@@ -90,9 +91,11 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4) -> tuple[Ex
             skipped[str(path)] = "other board size or handicap stones"
             continue
         result = root.get("RE") if root.has_property("RE") else ""
-        winner = BLACK if result.upper().startswith("B") else WHITE if result.upper().startswith("W") else None
+        upper = result.strip().upper()
+        winner = BLACK if upper.startswith("B+") else WHITE if upper.startswith("W+") else \
+            EMPTY if upper in ("0", "DRAW", "JIGO") else None
         if winner is None:
-            skipped[str(path)] = f"no winner in RE {result!r}"
+            skipped[str(path)] = f"no result in RE {result!r}"
             continue
         state = GoState(size, game.get_komi())
         planes, moves, colours = [], [], []
@@ -119,7 +122,7 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4) -> tuple[Ex
         policy = np.zeros((len(moves), size * size + 1), dtype=np.float32)
         policy[np.arange(len(moves)), moves] = 1.0
         signs = np.array([1.0 if c == BLACK else -1.0 for c in colours], dtype=np.float32)
-        winner_sign = 1.0 if winner == BLACK else -1.0
+        winner_sign = {BLACK: 1.0, WHITE: -1.0, EMPTY: 0.0}[winner]  # a draw is worth 0 to both
         parts.append(Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
                               signs * winner_sign, (owner[None] * signs[:, None, None]).astype(np.int8),
                               signs * margin))

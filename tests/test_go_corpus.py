@@ -1,0 +1,41 @@
+"""The expert corpus: GNU Go games as SGF, and SGF folders read back as supervised examples."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from mlcasebook.core.errors import DataError
+from mlcasebook.go.corpus import generate_gnugo_games, read_sgf_examples
+from mlcasebook.go.match import run_match
+
+GNUGO = shutil.which("gnugo") or shutil.which("/usr/games/gnugo")
+
+
+def test_sgf_folder_becomes_examples(tmp_path):
+    run_match("random:1", "random:2", games=2, size=5, komi=0.5, sgf_dir=tmp_path)
+    (tmp_path / "broken.sgf").write_text("(;GM[1]SZ[5];B[zz")  # unreadable
+    (tmp_path / "other.sgf").write_text("(;GM[1]FF[4]SZ[9]RE[B+3];B[ee])")  # another board size
+    examples, skipped = read_sgf_examples(tmp_path, size=5, history=2)
+    assert set(skipped) == {str(tmp_path / "broken.sgf"), str(tmp_path / "other.sgf")}
+    assert examples.planes.shape[1:] == (7, 5, 5) and len(examples) > 10
+    assert np.allclose(examples.policy.sum(1), 1) and set(np.unique(examples.policy)) == {0.0, 1.0}
+    assert set(np.unique(examples.value)) <= {-1.0, 0.0, 1.0}
+    # the move played is always legal in the position (the legal-moves plane marks it)
+    moves = examples.policy[:, :-1].argmax(1)
+    played_stone = examples.policy[:, :-1].max(1) > 0
+    legal_plane = examples.planes[:, 5].reshape(len(examples), -1)
+    assert legal_plane[played_stone, moves[played_stone]].all()
+    with pytest.raises(DataError):
+        read_sgf_examples(tmp_path / "missing", size=5)
+
+
+@pytest.mark.skipif(GNUGO is None, reason="GNU Go is not installed (apt-get install gnugo)")
+def test_gnugo_games_are_generated_and_readable(tmp_path):
+    paths = generate_gnugo_games(tmp_path, games=2, level=0, size=7, komi=7, random_moves=2, seed=3)
+    assert len(paths) == 2 and all(p.is_file() for p in paths)
+    examples, skipped = read_sgf_examples(tmp_path, size=7, history=2)
+    assert not skipped and len(examples) >= 10
+    assert set(np.unique(examples.value)) <= {-1.0, 0.0, 1.0}  # komi 7 on 7x7 allows a draw
