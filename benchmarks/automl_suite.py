@@ -114,7 +114,7 @@ def _warm_imports(tool: str) -> None:
         import mlcasebook.automl.api  # noqa: F401
 
 
-def run_tool(tool: str, datasets: list[str], seeds: list[int], budget: float) -> list[dict]:
+def run_tool(tool: str, datasets: list[str], seeds: list[int], budget: float, part: Path | None = None) -> list[dict]:
     from mlcasebook.automl.datasets import fixed_split, load_suite_dataset
 
     _warm_imports(tool)
@@ -143,6 +143,8 @@ def run_tool(tool: str, datasets: list[str], seeds: list[int], budget: float) ->
                          "info": json.loads(json.dumps(info, default=str))})
             print(f"{tool:10s} {name:13s} seed {seed} {task.metric} {score:.4f} in {fit_predict_s:.1f} s",
                   flush=True)
+            if part is not None:  # after every run, so an interrupted benchmark keeps what it measured
+                part.write_text(json.dumps(rows))
     return rows
 
 
@@ -185,25 +187,27 @@ def main() -> None:
     datasets = args.datasets.split(",") if args.datasets else list(SUITE)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.worker:
-        rows = run_tool(args.worker, datasets, seeds, args.budget)
+        rows = run_tool(args.worker, datasets, seeds, args.budget, args.part)
         args.part.write_text(json.dumps(rows))
         return
 
     began = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        # the two AutoML tools side by side, one core each, then the cheap floor
-        procs = {}
-        for tool in TOOLS:
-            part = Path(tmp) / f"{tool}.json"
-            cmd = [sys.executable, __file__, "--worker", tool, "--part", str(part), "--budget", str(args.budget),
-                   "--seeds", args.seeds, "--datasets", ",".join(datasets)]
-            procs[tool] = (subprocess.Popen(cmd, env=os.environ | {"OMP_NUM_THREADS": "1",
-                                                                   "MLCASEBOOK_NO_PROGRESS": "1"}), part)
-        rows = []
-        for tool, (proc, part) in procs.items():
-            if proc.wait() != 0:
-                raise SystemExit(f"{tool} worker failed with exit code {proc.returncode}")
-            rows += json.loads(part.read_text())
+    # per-run results land here as they come (kept if the run is interrupted)
+    parts = Path(tempfile.gettempdir()) / "mlcasebook-automl-suite"
+    parts.mkdir(exist_ok=True)
+    # the two AutoML tools side by side, one core each, then the cheap floor
+    procs = {}
+    for tool in TOOLS:
+        part = parts / f"{tool}.json"
+        cmd = [sys.executable, __file__, "--worker", tool, "--part", str(part), "--budget", str(args.budget),
+               "--seeds", args.seeds, "--datasets", ",".join(datasets)]
+        procs[tool] = (subprocess.Popen(cmd, env=os.environ | {"OMP_NUM_THREADS": "1",
+                                                               "MLCASEBOOK_NO_PROGRESS": "1"}), part)
+    rows = []
+    for tool, (proc, part) in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"{tool} worker failed with exit code {proc.returncode}")
+        rows += json.loads(part.read_text())
     rows += run_tool("hgb_default", datasets, seeds, args.budget)
     table, summary = summarise(rows, args.budget)
 
