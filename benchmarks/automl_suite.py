@@ -119,10 +119,12 @@ def run_tool(tool: str, datasets: list[str], seeds: list[int], budget: float, pa
 
     _warm_imports(tool)
     rows = []
-    for name in datasets:
-        task = load_suite_dataset(name)
-        train, test = fixed_split(task, seed=0)
-        for seed in seeds:
+    tasks = {name: load_suite_dataset(name) for name in datasets}
+    splits = {name: fixed_split(task, seed=0) for name, task in tasks.items()}
+    # seed-major: an interrupted run still covers every data set
+    for seed in seeds:
+        for name in datasets:
+            task, (train, test) = tasks[name], splits[name]
             began = time.monotonic()
             try:
                 if tool == "mlcasebook":
