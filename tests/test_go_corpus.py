@@ -20,7 +20,7 @@ def test_sgf_folder_becomes_examples(tmp_path):
     (tmp_path / "other.sgf").write_text("(;GM[1]FF[4]SZ[9]RE[B+3];B[ee])")  # another board size
     examples, skipped = read_sgf_examples(tmp_path, size=5, history=2)
     assert set(skipped) == {str(tmp_path / "broken.sgf"), str(tmp_path / "other.sgf")}
-    assert examples.planes.shape[1:] == (7, 5, 5) and len(examples) > 10
+    assert examples.planes.shape[1:] == (13, 5, 5) and len(examples) > 10
     assert np.allclose(examples.policy.sum(1), 1) and set(np.unique(examples.policy)) == {0.0, 1.0}
     assert set(np.unique(examples.value)) <= {-1.0, 0.0, 1.0}
     # the move played is always legal in the position (the legal-moves plane marks it)

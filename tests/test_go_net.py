@@ -50,10 +50,31 @@ def test_planes_follow_the_side_to_move_and_history():
     assert planes[0, 4].min() == 1  # black to move
 
 
+def test_liberty_planes():
+    state = GoState.from_diagram("""
+        X O . . .
+        . . . . .
+        . . X X .
+        . . . . .
+        . . . . .""", to_play=BLACK)
+    planes = encode([state], history=1, liberties=True)[0]
+    assert planes.shape == (11, 5, 5)
+    own_1, own_2, own_3 = planes[5:8]
+    opp_1, opp_2, opp_3 = planes[8:11]
+    assert own_1[0, 0] == 1 and own_1.sum() == 1 and own_2.sum() == 0  # the corner stone: one liberty
+    assert own_3[2, 2] == own_3[2, 3] == 1 and own_3.sum() == 2  # the pair has six
+    assert opp_2[0, 1] == 1 and opp_1.sum() + opp_3.sum() == 0
+    # from white's side the roles swap
+    state.to_play = 2
+    state._legal_cache = None
+    swapped = encode([state], history=1, liberties=True)[0]
+    assert np.array_equal(swapped[5:8], planes[8:11]) and np.array_equal(swapped[8:11], planes[5:8])
+
+
 @pytest.mark.parametrize("size", [5, 9])
 def test_heads_have_the_right_shapes_on_any_board(size):
     net = GoNet(TINY).eval()
-    out = net(torch.from_numpy(encode([GoState(size), random_state(size, 6, 1)], TINY.history)))
+    out = net(torch.from_numpy(encode([GoState(size), random_state(size, 6, 1)], TINY.history, TINY.liberties)))
     assert out["policy"].shape == (2, size * size + 1)
     assert out["value"].shape == (2,) and out["value"].abs().max() <= 1
     assert out["ownership"].shape == (2, size, size) and out["score"].shape == (2,)
@@ -80,7 +101,7 @@ def test_symmetries_are_invertible_and_commute_with_the_rules():
 
 def test_save_and_load_round_trip(tmp_path):
     net = GoNet(TINY).eval()
-    planes = torch.from_numpy(encode([random_state(9, 12, 3)], TINY.history))
+    planes = torch.from_numpy(encode([random_state(9, 12, 3)], TINY.history, TINY.liberties))
     path = save_net(tmp_path / "net.ckpt", net, {"games": 7})
     loaded, meta = load_net(path)
     assert meta["games"] == 7 and loaded.config == TINY
@@ -107,7 +128,7 @@ def test_a_few_steps_fit_policy_value_and_ownership():
     torch.manual_seed(0)
     net = GoNet(TINY)
     states = [random_state(5, 6, seed) for seed in range(8)]
-    planes = torch.from_numpy(encode(states, TINY.history))
+    planes = torch.from_numpy(encode(states, TINY.history, TINY.liberties))
     policy_target = torch.zeros(8, 26)
     policy_target[torch.arange(8), torch.tensor([s.legal_actions()[0] for s in states])] = 1
     value_target = torch.tensor([1.0 if s.to_play == BLACK else -1.0 for s in states])

@@ -30,7 +30,7 @@ def test_self_play_game_yields_consistent_examples():
                             full_search_probability=0.5)
     examples, info = play_game(RolloutEvaluator(), config, np.random.default_rng(0))
     moves = len(examples)
-    assert moves == info.moves and examples.planes.shape == (moves, 7, 5, 5)
+    assert moves == info.moves and examples.planes.shape == (moves, 13, 5, 5)  # 7 + 6 liberty planes
     assert np.allclose(examples.policy[examples.policy_weight > 0].sum(1), 1)
     # values alternate with the side to move (no draws with komi 0.5)
     assert set(np.unique(examples.value)) <= {-1.0, 1.0}

@@ -166,7 +166,8 @@ def train(
     if pretrain_sgf is not None:
         from .corpus import read_sgf_examples
 
-        examples, skipped = read_sgf_examples(pretrain_sgf, trainer.config.size, trainer.config.history)
+        config = trainer.config
+        examples, skipped = read_sgf_examples(pretrain_sgf, config.size, config.history, config.liberties)
         metrics = trainer.pretrain(examples, pretrain_steps)
         typer.echo(f"pretrained on {len(examples)} positions ({len(skipped)} files skipped): "
                    f"policy loss {metrics['loss_policy']:.3f}, value loss {metrics['loss_value']:.3f}")

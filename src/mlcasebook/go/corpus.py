@@ -66,7 +66,8 @@ def _continue_game(black: GtpClient, white: GtpClient, opening: GoState) -> Game
     return record
 
 
-def read_sgf_examples(folder: Path, size: int = 9, history: int = 4) -> tuple[Examples, dict]:
+def read_sgf_examples(folder: Path, size: int = 9, history: int = 4,
+                      liberties: bool = True) -> tuple[Examples, dict]:
     """Every position of every usable game in ``folder`` as supervised examples.
 
     Policy target: the move played (one-hot). Value: the recorded result (RE) for the side to move
@@ -107,7 +108,7 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4) -> tuple[Ex
                 action = size * size if move is None else (size - 1 - move[0]) * size + move[1]
                 colour_code = BLACK if colour == "b" else WHITE
                 state.resume(to_play=colour_code)
-                planes.append(encode([state], history)[0].astype(np.uint8))
+                planes.append(encode([state], history, liberties)[0].astype(np.uint8))
                 moves.append(action)
                 colours.append(colour_code)
                 state.play(action, colour_code)

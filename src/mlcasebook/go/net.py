@@ -3,7 +3,9 @@
 - Input planes, from the side to move's point of view: own stones and opponent stones for the
   current and ``history - 1`` earlier positions (ko and recent fights), a plane that says whether
   Black is to move (komi makes the colours unequal), the legal moves, and a plane of ones (lets
-  zero-padded convolutions see the board edge).
+  zero-padded convolutions see the board edge); optionally (default on) KataGo's liberty
+  features: own / opponent stones whose chain has 1, 2 or 3+ liberties — cheap to compute and
+  hard for a small network to count by itself.
 - Tower: 3x3 convolutions in residual blocks; every third block carries KataGo's *global pooling*
   bias (mean and max over the board feed back as per-channel biases), which lets the net reason
   about whole-board facts (who is ahead, ko threats) without a deep stack.
@@ -38,10 +40,11 @@ class NetConfig:
     blocks: int = 6
     history: int = 4
     head_channels: int = 32
+    liberties: bool = True
 
     @property
     def input_planes(self) -> int:
-        return 2 * self.history + 3
+        return 2 * self.history + 3 + (6 if self.liberties else 0)
 
 
 class GlobalPool(nn.Module):
@@ -97,11 +100,11 @@ class GoNet(nn.Module):
 
 
 # ---------------------------------------------------------------------- input planes
-def encode(states: list[GoState], history: int) -> np.ndarray:
-    """[B, 2·history + 3, N, N] float32 planes (see the module docstring)."""
+def encode(states: list[GoState], history: int, liberties: bool = False) -> np.ndarray:
+    """[B, 2·history + 3 (+ 6 liberty planes), N, N] float32 planes (see the module docstring)."""
     size = states[0].size
     points = list(states[0].geo.points)
-    planes = np.zeros((len(states), 2 * history + 3, size, size), dtype=np.float32)
+    planes = np.zeros((len(states), 2 * history + 3 + (6 if liberties else 0), size, size), dtype=np.float32)
     for i, state in enumerate(states):
         own = state.to_play
         for t, board in enumerate(state.recent_boards(history)):
@@ -110,6 +113,18 @@ def encode(states: list[GoState], history: int) -> np.ndarray:
             planes[i, 2 * t + 1] = (stones != own) & (stones != EMPTY)
         planes[i, 2 * history] = 1.0 if own == BLACK else 0.0
         planes[i, 2 * history + 1] = state.legal_mask()[:-1].reshape(size, size)
+        if liberties:
+            label, counts, _ = state._chains()
+            labels = np.asarray(label)[points]
+            stones = np.asarray(state.board, dtype=np.int8)[points]
+            count = np.where(labels >= 0, np.asarray(counts + [0])[labels], 0).reshape(size, size)
+            stones = stones.reshape(size, size)
+            base = 2 * history + 3
+            for side, colour in enumerate((own, 3 - own)):
+                mine = stones == colour
+                planes[i, base + 3 * side] = mine & (count == 1)
+                planes[i, base + 3 * side + 1] = mine & (count == 2)
+                planes[i, base + 3 * side + 2] = mine & (count >= 3)
     planes[:, 2 * history + 2] = 1.0
     return planes
 
@@ -176,7 +191,8 @@ class NetEvaluator:
 
     def predict(self, states: list[GoState]) -> dict[str, np.ndarray]:
         size = states[0].size
-        planes = torch.from_numpy(encode(states, self.net.config.history)).to(self.device)
+        config = self.net.config
+        planes = torch.from_numpy(encode(states, config.history, config.liberties)).to(self.device)
         symmetries = {"none": [0], "random": [int(self.rng.integers(8))], "all": list(range(8))}[self.symmetry]
         policy = np.zeros((len(states), size * size + 1), dtype=np.float64)
         value = np.zeros(len(states))

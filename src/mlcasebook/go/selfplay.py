@@ -34,6 +34,7 @@ class SelfPlayConfig:
     max_moves_factor: int = 3  # games are cut at factor·N² moves (never reached in practice)
     batch_size: int = 8
     history: int = 4
+    liberties: bool = True  # must match the network's NetConfig
     forced_playouts_k: float = 2.0  # KataGo's value; 0 turns forced playouts and target pruning off
     # no pass at the root before this fraction of N² moves: an untrained net passes at random,
     # the opponent passes back and komi decides a 9-move game (measured), which teaches nothing
@@ -100,7 +101,8 @@ def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Gener
         for action, visits in (result.policy_target or result.visits).items():
             policy[action] = visits
         policy /= max(policy.sum(), 1.0)
-        positions.append((encode([state], config.history)[0].astype(np.uint8), policy, float(full), state.to_play))
+        planes = encode([state], config.history, config.liberties)[0].astype(np.uint8)
+        positions.append((planes, policy, float(full), state.to_play))
         info.full_searches += int(full)
         action = sample_action(result, temperature, rng, pass_action=state.pass_action)
         info.actions.append(action)

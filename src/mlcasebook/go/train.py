@@ -45,6 +45,7 @@ class TrainConfig:
     channels: int = 64
     blocks: int = 6
     history: int = 4
+    liberties: bool = True
     games_per_iteration: int = 32
     workers: int = 2
     full_simulations: int = 200
@@ -62,10 +63,10 @@ class TrainConfig:
 
     def selfplay(self) -> SelfPlayConfig:
         return SelfPlayConfig(self.size, self.komi, self.full_simulations, self.fast_simulations,
-                              self.full_search_probability, history=self.history)
+                              self.full_search_probability, history=self.history, liberties=self.liberties)
 
     def net(self) -> NetConfig:
-        return NetConfig(self.channels, self.blocks, self.history)
+        return NetConfig(self.channels, self.blocks, self.history, liberties=self.liberties)
 
 
 @dataclass
