@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=9)
     parser.add_argument("--simulations", type=int, default=800)
+    parser.add_argument("--note", default="", help="machine conditions to record with the figures")
     parser.add_argument("--out", type=Path, default=Path("docs/results/go_mcts.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -91,7 +92,7 @@ def main() -> None:
     forward = []
     with torch.inference_mode():
         for batch in (1, 8, 16, 64):
-            planes = torch.from_numpy(encode([position] * batch, net.config.history))
+            planes = torch.from_numpy(encode([position] * batch, net.config.history, net.config.liberties))
             net.eval()(planes)
             started, calls = time.perf_counter(), 0
             while time.perf_counter() - started < 1.5:
@@ -103,7 +104,7 @@ def main() -> None:
     print_table(forward_frame, "network forward (6 blocks x 64 channels), 1 thread")
     settings = {"command": "OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python "
                            "benchmarks/go_mcts_speed.py", "size": size, "simulations": sims,
-                "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+                "threads": torch.get_num_threads(), "load_average": os.getloadavg(), "note": args.note,
                 "torch": torch.__version__}
     save(args.out, settings, {"searches": searches, "forward": forward_frame})
 

@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=8.0, help="time per measured row")
+    parser.add_argument("--note", default="", help="machine conditions to record with the figures")
     parser.add_argument("--out", type=Path, default=Path("docs/results/go_rules.json"))
     args = parser.parse_args()
     size, cap = args.size, 2 * args.size * args.size
@@ -84,8 +85,8 @@ def main() -> None:
     for _ in range(30):
         state.play(rng.choice([a for a in state.legal_actions() if a != state.pass_action]))
     ops = []
-    for name, op in (("legal_mask (30 stones)", state.legal_mask), ("clone", state.clone),
-                     ("score", state.score)):
+    for name, op in (("legal_mask (30 stones, not cached)", lambda: state._compute_legal_mask(state.to_play)),
+                     ("clone", state.clone), ("score", state.score)):
         repeats, started = 0, time.perf_counter()
         while time.perf_counter() - started < 1.0:
             op()
@@ -109,7 +110,7 @@ def main() -> None:
     settings = {"command": "OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python "
                            "benchmarks/go_rules_speed.py", "size": size, "cap_moves": cap,
                 "seconds_per_row": args.seconds, "threads": os.environ.get("OMP_NUM_THREADS"),
-                "load_average": os.getloadavg()}
+                "load_average": os.getloadavg(), "note": args.note}
     save(args.out, settings, {"playouts": playouts, "operations": operations})
 
 
