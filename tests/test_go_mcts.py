@@ -172,3 +172,19 @@ def test_a_lost_terminal_tried_first_does_not_trap_the_search():
     assert state.clone().score() < 0
     result = MCTS(PassFirst(), MCTSConfig(batch_size=1)).search(state, simulations=50)
     assert result.action != state.pass_action and result.best_value > -0.5
+
+
+def test_searching_several_games_together_batches_across_trees():
+    from mlcasebook.go.mcts import search_together
+
+    evaluator = CountingEvaluator()
+    states = [GoState(5), GoState(5), GoState(5)]
+    states[1].play(12)
+    searches = [MCTS(evaluator, MCTSConfig(batch_size=4), seed=i) for i in range(3)]
+    results = search_together(searches, states, [40, 20, 8], [False, True, False], [True, True, False])
+    assert [r.simulations for r in results] == [40, 20, 8]
+    assert [sum(r.visits.values()) for r in results] == [40, 20, 8]
+    assert max(evaluator.batches) > 4  # leaves of several trees in one call
+    assert states[2].pass_action not in results[2].visits
+    # the trees are kept for reuse, one per game
+    assert all(search.root is not None for search in searches)

@@ -107,3 +107,16 @@ def test_self_play_in_two_worker_processes(tmp_path):
     state = trainer.run(iterations=1)
     assert state.games == 2 and len(list((tmp_path / "run" / "replay").glob("it00001_w*.npz"))) == 2
     assert state.generation == 1 and (tmp_path / "run" / "generations" / "gen0001.ckpt").is_file()
+
+
+def test_games_played_in_lockstep_are_complete_games():
+    from mlcasebook.go.mcts import RolloutEvaluator
+    from mlcasebook.go.selfplay import play_games
+
+    config = SelfPlayConfig(size=5, komi=0.5, full_simulations=6, fast_simulations=3, history=2)
+    played = play_games(RolloutEvaluator(), config, 3, np.random.default_rng(1))
+    assert len(played) == 3
+    for examples, info in played:
+        assert len(examples) == info.moves == len(info.actions) or info.resigned
+        assert info.result[0] in "BW0"
+        assert np.allclose(examples.policy.sum(1), 1)

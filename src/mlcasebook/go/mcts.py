@@ -212,13 +212,30 @@ class MCTS:
         if simulations is None and seconds is None:
             simulations = 200
         started = time.perf_counter()
-        cfg = self.config
         self.evaluations = 0
         root = self._reuse_root(state)
         if root is None or root.terminal:
             priors, values = self.evaluator.evaluate([state])
             self.evaluations += 1
             root = self._expand(state, priors[0], float(values[0]))
+        self._setup_root(root, state, noise, allow_pass)
+        done = 0
+        while True:
+            if simulations is not None and done >= simulations:
+                break
+            if seconds is not None and done > 0 and time.perf_counter() - started >= seconds:
+                break
+            batch = self.config.batch_size if simulations is None else min(self.config.batch_size,
+                                                                             simulations - done)
+            pending, finished = self._collect(root, state, max(1, batch))
+            if pending:
+                priors, values = self.evaluator.evaluate([leaf_state for _, leaf_state in pending])
+                finished += self._apply(pending, priors, values)
+            done += max(finished, 1)
+        return self._result(root, state, done, started)
+
+    def _setup_root(self, root: Node, state: GoState, noise: bool, allow_pass: bool) -> None:
+        cfg = self.config
         can_skip_pass = len(root.actions) > 1 and root.actions[-1] == state.pass_action
         self._root_without_pass = root if not allow_pass and can_skip_pass else None
         self._forced_root = root if noise and cfg.forced_playouts_k > 0 else None
@@ -226,20 +243,15 @@ class MCTS:
             alpha = cfg.dirichlet_alpha or 0.03 * 361 / (state.size * state.size)
             noise_sample = self.rng.dirichlet([alpha] * len(root.actions))
             root.prior = (1 - cfg.dirichlet_fraction) * root.clean_prior + cfg.dirichlet_fraction * noise_sample
-        done = 0
-        while True:
-            if simulations is not None and done >= simulations:
-                break
-            if seconds is not None and done > 0 and time.perf_counter() - started >= seconds:
-                break
-            batch = cfg.batch_size if simulations is None else min(cfg.batch_size, simulations - done)
-            done += self._simulate_batch(root, state, max(1, batch))
+
+    def _result(self, root: Node, state: GoState, done: int, started: float) -> SearchResult:
         self._remember_root(root, state)
+        excluded_pass = self._root_without_pass is root
         self._root_without_pass = None
         policy_target = self._pruned_policy_target(root) if self._forced_root is not None else None
         self._forced_root = None
         visits = root.visits.copy()
-        if not allow_pass and can_skip_pass:
+        if excluded_pass:
             visits[-1] = 0  # a reused root may hold pass visits from when it was an inner node
             if policy_target is not None:
                 policy_target.pop(state.pass_action, None)
@@ -256,8 +268,9 @@ class MCTS:
             policy_target=policy_target,
         )
 
-    def _simulate_batch(self, root: Node, root_state: GoState, batch: int) -> int:
-        """Descend ``batch`` times with virtual loss, evaluate the new leaves together, back up."""
+    def _collect(self, root: Node, root_state: GoState, batch: int) -> tuple[list, int]:
+        """Descend ``batch`` times with virtual loss: the new leaves to evaluate, and how many
+        descents already ended (in a finished game) and were backed up."""
         cfg = self.config
         pending: list[tuple[list[tuple[Node, int]], GoState]] = []
         claimed: set[tuple[int, int]] = set()  # (id(parent), index) of leaves already in this batch
@@ -290,16 +303,17 @@ class MCTS:
                 continue
             claimed.add(key)
             pending.append((path, state))
-        if pending:
-            priors, values = self.evaluator.evaluate([state for _, state in pending])
-            self.evaluations += len(pending)
-            for (path, state), prior_row, value in zip(pending, priors, values, strict=True):
-                parent, index = path[-1]
-                if parent.children[index] is None:
-                    parent.children[index] = self._expand(state, prior_row, float(value))
-                self._backup(path, float(value))
-                finished += 1
-        return max(finished, 1)
+        return pending, finished
+
+    def _apply(self, pending: list, priors: np.ndarray, values: np.ndarray) -> int:
+        """Expand the evaluated leaves and back their values up; returns how many."""
+        self.evaluations += len(pending)
+        for (path, state), prior_row, value in zip(pending, priors, values, strict=True):
+            parent, index = path[-1]
+            if parent.children[index] is None:
+                parent.children[index] = self._expand(state, prior_row, float(value))
+            self._backup(path, float(value))
+        return len(pending)
 
     def _backup(self, path: list[tuple[Node, int]], leaf_value: float | None) -> None:
         """Replace the virtual losses on ``path`` by the leaf value (or just remove them if None).
@@ -316,6 +330,50 @@ class MCTS:
                 node.visits[index] += 1
                 node.value_sum[index] += value
                 value = -value
+
+
+def search_together(searches: list[MCTS], states: list[GoState], simulations: list[int], noise: list[bool],
+                    allow_pass: list[bool]) -> list[SearchResult]:
+    """Search several games at once (one MCTS each, sharing one evaluator): every round collects
+    leaves from all trees and evaluates them in a single call, so the network sees batches of
+    ``games x batch_size`` positions — larger batches with less virtual-loss distortion per tree."""
+    evaluator = searches[0].evaluator
+    started = time.perf_counter()
+    roots: list[Node | None] = []
+    for search, state in zip(searches, states, strict=True):
+        search.evaluations = 0
+        root = search._reuse_root(state)
+        roots.append(None if root is None or root.terminal else root)
+    missing = [i for i, root in enumerate(roots) if root is None]
+    if missing:
+        priors, values = evaluator.evaluate([states[i] for i in missing])
+        for i, prior_row, value in zip(missing, priors, values, strict=True):
+            searches[i].evaluations += 1
+            roots[i] = searches[i]._expand(states[i], prior_row, float(value))
+    for i, search in enumerate(searches):
+        search._setup_root(roots[i], states[i], noise[i], allow_pass[i])
+    done = [0] * len(searches)
+    while True:
+        active = [i for i in range(len(searches)) if done[i] < simulations[i]]
+        if not active:
+            break
+        collected = []
+        for i in active:
+            batch = min(searches[i].config.batch_size, simulations[i] - done[i])
+            pending, finished = searches[i]._collect(roots[i], states[i], batch)
+            done[i] += finished
+            collected.append((i, pending, finished))
+        leaves = [leaf_state for _, pending, _ in collected for _, leaf_state in pending]
+        if leaves:
+            priors, values = evaluator.evaluate(leaves)
+        offset = 0
+        for i, pending, finished in collected:
+            applied = searches[i]._apply(pending, priors[offset:offset + len(pending)],
+                                         values[offset:offset + len(pending)]) if pending else 0
+            offset += len(pending)
+            done[i] += applied if applied or finished else 1  # always progress (all descents collided)
+    return [search._result(roots[i], states[i], done[i], started)
+            for i, search in enumerate(searches)]
 
 
 def sample_action(result: SearchResult, temperature: float, rng: np.random.Generator,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .board import BLACK, EMPTY, GoState
-from .mcts import MCTS, Evaluator, MCTSConfig, sample_action, temperature_schedule
+from .mcts import MCTS, Evaluator, MCTSConfig, sample_action, search_together, temperature_schedule
 from .net import encode
 
 
@@ -39,6 +39,7 @@ class SelfPlayConfig:
     # no pass at the root before this fraction of N² moves: an untrained net passes at random,
     # the opponent passes back and komi decides a 9-move game (measured), which teaches nothing
     no_pass_before: float = 0.5
+    parallel_games: int = 8  # games a worker plays in lockstep, so the network sees bigger batches
 
 
 @dataclass
@@ -76,37 +77,72 @@ class GameInfo:
     actions: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Game:
+    """One self-play game in progress."""
+
+    state: GoState
+    search: MCTS
+    info: GameInfo
+    positions: list = field(default_factory=list)  # (planes, policy, weight, colour)
+    full: bool = False
+    temperature: float = 1.0
+
+
 def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Generator) -> tuple[Examples, GameInfo]:
-    state = GoState(config.size, config.komi)
-    search = MCTS(evaluator, MCTSConfig(batch_size=config.batch_size, forced_playouts_k=config.forced_playouts_k),
-                  seed=int(rng.integers(2**31)))
-    resign_disabled = rng.random() < config.no_resign_fraction
-    positions: list[tuple[np.ndarray, np.ndarray, float, int]] = []  # planes, policy, weight, colour
-    info = GameInfo(0, "", False, resign_disabled)
+    return play_games(evaluator, config, 1, rng)[0]
+
+
+def play_games(evaluator: Evaluator, config: SelfPlayConfig, games: int,
+               rng: np.random.Generator) -> list[tuple[Examples, GameInfo]]:
+    """``games`` self-play games played in lockstep: each move of every unfinished game is searched
+    together (``search_together``), so the network evaluates leaves of all games in one batch."""
+    mcts_config = MCTSConfig(batch_size=config.batch_size, forced_playouts_k=config.forced_playouts_k)
+    running = [_Game(GoState(config.size, config.komi), MCTS(evaluator, mcts_config, seed=int(rng.integers(2**31))),
+                     GameInfo(0, "", False, rng.random() < config.no_resign_fraction)) for _ in range(games)]
+    every = list(running)
     cap = config.max_moves_factor * config.size * config.size
-    while not state.is_over() and state.move_number < cap:
-        full = rng.random() < config.full_search_probability
-        temperature = temperature_schedule(state.move_number, config.size)
-        allow_pass = temperature == 0 and state.move_number >= config.no_pass_before * config.size ** 2
-        result = search.search(state, simulations=config.full_simulations if full else config.fast_simulations,
-                               noise=full, allow_pass=allow_pass)
-        if result.best_value < -config.resign_threshold and state.move_number >= config.min_resign_move:
-            if not resign_disabled:
-                state.resign()
-                info.resigned = True
-                break
-            if info.would_resign is None:
-                info.would_resign = state.to_play
-        policy = np.zeros(state.num_actions, dtype=np.float32)
-        for action, visits in (result.policy_target or result.visits).items():
-            policy[action] = visits
-        policy /= max(policy.sum(), 1.0)
-        planes = encode([state], config.history, config.liberties)[0].astype(np.uint8)
-        positions.append((planes, policy, float(full), state.to_play))
-        info.full_searches += int(full)
-        action = sample_action(result, temperature, rng, pass_action=state.pass_action)
-        info.actions.append(action)
-        state.play(action)
+    while running:
+        allow_pass = []
+        for game in running:
+            game.full = rng.random() < config.full_search_probability
+            game.temperature = temperature_schedule(game.state.move_number, config.size)
+            allow_pass.append(game.temperature == 0
+                              and game.state.move_number >= config.no_pass_before * config.size ** 2)
+        results = search_together(
+            [g.search for g in running], [g.state for g in running],
+            [config.full_simulations if g.full else config.fast_simulations for g in running],
+            [g.full for g in running], allow_pass)
+        for game, result in zip(running, results, strict=True):
+            _advance(game, result, config, rng)
+        running = [g for g in running if not g.state.is_over() and g.state.move_number < cap]
+    return [(_examples(game, config), game.info) for game in every]
+
+
+def _advance(game: _Game, result, config: SelfPlayConfig, rng: np.random.Generator) -> None:
+    """Record the searched position and play the chosen move (or resign)."""
+    state, info = game.state, game.info
+    if result.best_value < -config.resign_threshold and state.move_number >= config.min_resign_move:
+        if not info.resign_disabled:
+            state.resign()
+            info.resigned = True
+            return
+        if info.would_resign is None:
+            info.would_resign = state.to_play
+    policy = np.zeros(state.num_actions, dtype=np.float32)
+    for action, visits in (result.policy_target or result.visits).items():
+        policy[action] = visits
+    policy /= max(policy.sum(), 1.0)
+    planes = encode([state], config.history, config.liberties)[0].astype(np.uint8)
+    game.positions.append((planes, policy, float(game.full), state.to_play))
+    info.full_searches += int(game.full)
+    action = sample_action(result, game.temperature, rng, pass_action=state.pass_action)
+    info.actions.append(action)
+    state.play(action)
+
+
+def _examples(game: _Game, config: SelfPlayConfig) -> Examples:
+    state, info, positions = game.state, game.info, game.positions
     info.moves, info.result = state.move_number, state.result_string()
     winner = state.winner()
     if info.would_resign is not None:
@@ -114,7 +150,7 @@ def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Gener
     owner = state.area_owner()  # Tromp-Taylor, Black positive
     margin = state.score() / (config.size * config.size) if state.resigned is None else \
         (1.0 if winner == BLACK else -1.0) * 0.5  # a resigned game: the margin is unknown, call it large
-    examples = Examples(
+    return Examples(
         planes=np.stack([p[0] for p in positions]),
         policy=np.stack([p[1] for p in positions]),
         policy_weight=np.array([p[2] for p in positions], dtype=np.float32),
@@ -123,4 +159,3 @@ def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Gener
         ownership=np.stack([owner if p[3] == BLACK else -owner for p in positions]).astype(np.int8),
         score=np.array([margin if p[3] == BLACK else -margin for p in positions], dtype=np.float32),
     )
-    return examples, info

@@ -35,7 +35,7 @@ from ..core.progress import track
 from .board import BLACK, EMPTY, GoState
 from .mcts import MCTS, MCTSConfig, sample_action
 from .net import GoNet, NetConfig, NetEvaluator, load_net, losses, save_net, transform, transform_policy
-from .selfplay import Examples, SelfPlayConfig, play_game
+from .selfplay import Examples, SelfPlayConfig, play_games
 
 
 @dataclass
@@ -90,10 +90,10 @@ def _worker_games(best_path: str, config: SelfPlayConfig, games: int, seed: int)
     evaluator.rng = np.random.default_rng(seed)
     rng = np.random.default_rng(seed)
     parts, infos = [], []
-    for _ in range(games):
-        examples, info = play_game(evaluator, config, rng)
-        parts.append(examples)
-        infos.append({k: v for k, v in info.__dict__.items() if k != "actions"})
+    for first in range(0, games, config.parallel_games):
+        for examples, info in play_games(evaluator, config, min(config.parallel_games, games - first), rng):
+            parts.append(examples)
+            infos.append({k: v for k, v in info.__dict__.items() if k != "actions"})
     merged = Examples.concat(parts)
     return {name: getattr(merged, name) for name in Examples.fields()}, infos
 
