@@ -50,7 +50,8 @@ from mlcasebook.derm.evaluate import evaluate_probabilities, expected_calibratio
 from mlcasebook.derm.models import TTA_ELEMENTS, LiteClassifierNet, dihedral, load_classifier, to_pixels
 from mlcasebook.derm.train import train_classifier
 
-ARCHS = ("small-cnn", "frozen-lr", "efficientnet-lite0")
+# The main model first: its figures are written even if a baseline is interrupted.
+ARCHS = ("efficientnet-lite0", "frozen-lr", "small-cnn")
 TARGETS = {"balanced_accuracy": 0.80, "malignant_auc": 0.93, "sensitivity": 0.89, "specificity": 0.83}
 
 
@@ -212,6 +213,26 @@ def chapter_rows() -> list[dict]:
             for who, key in (("CNN (Esteva et al. 2017)", "cnn"), ("dermatologists", "dermatologist"))]
 
 
+def write_results(args, argv, split, summaries: list[dict], details: dict) -> None:
+    write_json(args.json, {
+        "command": "flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py "
+                   + " ".join(sys.argv[1:] if argv is None else argv),
+        "data": "HAM10000 (shared copy: 5,984 images, one per lesion, 224x224)",
+        "split": {"function": "mlcasebook.derm.data.split_indices", "seed": 0,
+                  **{part: len(rows) for part, rows in split.items()}},
+        "seed": args.seed,
+        "protocol": "temperature, threshold (target sensitivity 0.95) and LR's C chosen on the calibration "
+                    "split; validation read once; TTA = mean logits over four flips",
+        "machine": "2 shared CPU cores, torch CPU, one torch thread; wall-clock timings with other jobs running",
+        "classes": list(CLASSES),
+        "targets": TARGETS,
+        "models": summaries,
+        "chapter": chapter_rows(),
+        "details": details,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="HAM10000 folder (default: ../shared/data)")
@@ -246,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         summary, detail = run_model(arch, args, lesion_set, split)
         summaries.append(summary)
         details[arch] = detail
+        if args.json:  # after every model, so that a long run interrupted later keeps what it measured
+            write_results(args, argv, split, summaries, details)
     table = pd.DataFrame(summaries)
     shown = ["model", "accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "sensitivity", "specificity",
              "ece_before_temperature", "ece_after_temperature", "train_seconds", "latency_ms_1_thread"]
@@ -255,23 +278,6 @@ def main(argv: list[str] | None = None) -> int:
                            for s in summaries])
     print_table(recall, "Per-class recall (validation)")
     if args.json:
-        write_json(args.json, {
-            "command": "flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py "
-                       + " ".join(sys.argv[1:] if argv is None else argv),
-            "data": "HAM10000 (shared copy: 5,984 images, one per lesion, 224x224)",
-            "split": {"function": "mlcasebook.derm.data.split_indices", "seed": 0,
-                      **{part: len(rows) for part, rows in split.items()}},
-            "seed": args.seed,
-            "protocol": "temperature, threshold (target sensitivity 0.95) and LR's C chosen on the calibration "
-                        "split; validation read once; TTA = mean logits over four flips",
-            "machine": "2 shared CPU cores, torch CPU; timings are wall clock with other jobs possibly running",
-            "classes": list(CLASSES),
-            "targets": TARGETS,
-            "models": summaries,
-            "chapter": chapter_rows(),
-            "details": details,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        })
         console.print(f"wrote {args.json}")
     return 0
 
