@@ -200,3 +200,14 @@ def test_fast_metrics_match_scikit_learn():
     proba = np.column_stack([1 - p, p])
     assert METRICS["roc_auc"].score(y, proba) == pytest.approx(roc_auc_score(y, p))
     assert METRICS["log_loss"].score(y, proba) == pytest.approx(log_loss(y, proba))
+
+
+def test_a_shared_optuna_study_in_sqlite_records_the_trials(titanic, tmp_path):
+    optuna = pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path / 'automl.db'}"
+    result = api.fit(titanic.iloc[:800], "survived", budget_s=3, n_jobs=1, progress=False, storage=url,
+                     study_name="titanic")
+    study = optuna.load_study(study_name="titanic", storage=url)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == result.info["trials_complete"] >= 1
+    assert min(t.value for t in finished) == pytest.approx(-result.info["best_single_cv"])
