@@ -63,6 +63,8 @@ def test_saved_pipeline_reloads_and_predicts_identically(fitted, tmp_path):
     assert list(loaded.predict_proba(test).columns) == ["0", "1"]
     card = (tmp_path / "model" / "model_card.md").read_text()
     assert "budget: 4 s" in card and "roc_auc" in card
+    page = (tmp_path / "model" / "model_card.html").read_text()
+    assert "Leaderboard" in page and "data:image/png" in page
 
 
 def test_load_refuses_types_outside_the_allow_list(tmp_path, fitted):

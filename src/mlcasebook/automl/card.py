@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 
 
@@ -49,3 +51,41 @@ def model_card(result) -> str:
               "- Categories unseen in training are encoded as 'unknown'; numbers outside the training range are "
               "extrapolated as the trees/linear models do.", ""]
     return "\n".join(lines)
+
+
+def model_card_html(result) -> str:
+    """The same card as one self-contained HTML page, with the leaderboard and the search trace plot."""
+    from ..core.report import Report
+
+    report = Report(f"Model card: {result.task} of {result.target}", case="automl")
+    for line in model_card(result).splitlines()[1:]:
+        if line.startswith("## "):
+            report.heading(line[3:])
+        elif line.startswith("- "):
+            report.html(f"<p>• {html.escape(line[2:].replace('`', ''))}</p>")
+        elif line and not line.startswith("|"):
+            report.text(line)
+    board = result.leaderboard
+    if not board.empty:
+        report.heading("Leaderboard")
+        report.table(board.drop(columns=["params"]).head(30), "best 30 trials (all in leaderboard.csv)")
+        report.figure(search_trace_figure(board, result.metric), "cross-validated score of every completed trial")
+    return report.render()
+
+
+def search_trace_figure(board: pd.DataFrame, metric: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    score = f"cv_{metric}"
+    done = board[board["status"] == "complete"].sort_values("trial")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for family, rows in done.groupby("model"):
+        ax.scatter(rows["trial"], rows[score], label=family, s=18)
+    ax.set_xlabel("trial (portfolio first, then TPE)")
+    ax.set_ylabel(f"CV {metric}")
+    ax.legend(fontsize=8, ncol=4)
+    fig.tight_layout()
+    return fig

@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 def save_result(result, out_dir: Path | str) -> Path:
     import skops.io as sio
 
-    from .card import model_card
+    from .card import model_card, model_card_html
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -36,6 +36,7 @@ def save_result(result, out_dir: Path | str) -> Path:
     atomic_write_text(out_dir / META_FILE, json.dumps(meta, indent=2, default=_plain) + "\n")
     atomic_write_text(out_dir / BOARD_FILE, result.leaderboard.to_csv(index=False))
     atomic_write_text(out_dir / CARD_FILE, model_card(result))
+    atomic_write_text(out_dir / CARD_FILE.replace(".md", ".html"), model_card_html(result))
     return out_dir
 
 
