@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,16 +73,26 @@ def test_bad_project_name_and_budget_are_clear_errors(tmp_path):
         run_project("titanic", tmp_path, budget_s=0)
 
 
-def test_stacked_permutation_importance_matches_explain():
+def test_stacked_permutation_importance_matches_one_by_one():
     api = pytest.importorskip("mlcasebook.automl.api", reason="the AutoML search is not installed in this checkout")
     from mlcasebook.automl.datasets import fixed_split, load_titanic_raw
-    from mlcasebook.automl.projects import permutation_importance
 
     data = load_titanic_raw()
     train, test = fixed_split(data, seed=0)
     result = api.fit(train.sample(400, random_state=0), data.target, budget_s=2, seed=0, progress=False)
-    expected = api.explain(result, test.head(200), data.target, n_repeats=2, seed=3)
+    labelled = test.head(200).reset_index(drop=True)
+    # reference: one shuffled copy scored at a time, same draws in the same order
+    rng, baseline, rows = np.random.default_rng(3), result.score(labelled), []
+    sign = 1.0 if api.METRICS[result.metric].greater_is_better else -1.0
+    for column in [c for c in labelled.columns if c != data.target]:
+        drops = []
+        for _ in range(2):
+            shuffled = labelled.copy()
+            shuffled[column] = labelled[column].to_numpy()[rng.permutation(len(labelled))]
+            drops.append(sign * (baseline - result.score(shuffled)))
+        rows.append({"column": column, "importance": float(np.mean(drops)), "std": float(np.std(drops))})
+    expected = pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
     # a small rows_per_call forces several stacked calls, so chunk boundaries are exercised too
-    stacked = permutation_importance(result, test.head(200), data.target, n_repeats=2, seed=3, rows_per_call=700)
+    stacked = api.explain(result, labelled, data.target, n_repeats=2, seed=3, rows_per_call=700)
     pd.testing.assert_frame_equal(stacked, expected, check_exact=False, atol=1e-12)
     assert stacked["importance"].abs().max() > 0  # shuffling some column changes the score

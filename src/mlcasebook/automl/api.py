@@ -182,9 +182,13 @@ def load(out_dir: Path | str) -> AutoMLResult:
 
 
 def explain(result: AutoMLResult, df: pd.DataFrame, target: str | None = None, n_repeats: int = 5,
-            seed: int = 0, max_rows: int = 5000) -> pd.DataFrame:
+            seed: int = 0, max_rows: int = 5000, rows_per_call: int = 50_000) -> pd.DataFrame:
     """Permutation importance of every input column on labelled data: the drop in the metric when
-    that column is shuffled (mean and std over ``n_repeats`` shuffles)."""
+    that column is shuffled (mean and std over ``n_repeats`` shuffles).
+
+    The shuffled copies are stacked so the pipeline predicts a few large frames instead of one small
+    frame per column and repeat: a fitted ensemble costs ~0.4-1.5 s per call whatever the rows, so
+    80 columns x 3 repeats take seconds instead of minutes."""
     target = target or result.target
     if target not in df.columns:
         raise DataError(f"explain needs the target column {target!r} in the data")
@@ -192,19 +196,44 @@ def explain(result: AutoMLResult, df: pd.DataFrame, target: str | None = None, n
     if len(labelled) > max_rows:
         labelled = labelled.sample(max_rows, random_state=seed)
     labelled = labelled.reset_index(drop=True)
-    baseline = result.score(labelled)
     metric = METRICS[result.metric]
     sign = 1.0 if metric.greater_is_better else -1.0
+    truth = _encoded_truth(result, labelled[target])
+    baseline = metric.score(truth, _raw_predictions(result, labelled))
     rng = np.random.default_rng(seed)
-    rows = []
-    for column in [c for c in labelled.columns if c != target]:
-        drops = []
+    columns = [c for c in labelled.columns if c != target]
+    blocks = []  # (column, shuffled copy), column by column then repeat by repeat
+    for column in columns:
         for _ in range(n_repeats):
             shuffled = labelled.copy()
             shuffled[column] = labelled[column].to_numpy()[rng.permutation(len(labelled))]
-            drops.append(sign * (baseline - result.score(shuffled)))
-        rows.append({"column": column, "importance": float(np.mean(drops)), "std": float(np.std(drops))})
+            blocks.append((column, shuffled))
+    per_call = max(1, rows_per_call // max(1, len(labelled)))
+    drops: dict[str, list[float]] = {c: [] for c in columns}
+    for start in range(0, len(blocks), per_call):
+        chunk = blocks[start:start + per_call]
+        predictions = _raw_predictions(result, pd.concat([frame for _, frame in chunk], ignore_index=True))
+        for i, (column, _) in enumerate(chunk):
+            part = predictions[i * len(labelled):(i + 1) * len(labelled)]
+            drops[column].append(sign * (baseline - metric.score(truth, part)))
+    rows = [{"column": c, "importance": float(np.mean(d)), "std": float(np.std(d))} for c, d in drops.items()]
     return pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
+
+
+def _encoded_truth(result: AutoMLResult, y: pd.Series) -> np.ndarray:
+    if result.task != "classification":
+        return y.to_numpy(dtype=float)
+    codes = y.astype(str).map({str(c): i for i, c in enumerate(result.classes_)})
+    if codes.isna().any():
+        raise DataError("the data has classes the model never saw", hint="score it on rows of known classes")
+    return codes.to_numpy(dtype=int)
+
+
+def _raw_predictions(result: AutoMLResult, frame: pd.DataFrame) -> np.ndarray:
+    """What the metric scores: class probabilities (encoded order) or values."""
+    if result.task == "classification":
+        return result.predict_proba(frame).to_numpy()
+    return np.asarray(result.predict(frame), dtype=float)
 
 
 def describe_plan(plan: ColumnPlan) -> str:

@@ -139,7 +139,9 @@ def _titanic(report: Report, out_dir: Path, budget_s: float, seed: int, progress
                "CV ROC AUC (train)": result.cv_score, "search s": result.info.get("fit_s", float("nan")),
                "trials": result.info.get("trials")}
         rows.append(row)
-        importance = permutation_importance(result, test, task.target, n_repeats=1 if smoke else 5, seed=seed)
+        from .api import explain  # lazy: the search stack is heavy to import
+
+        importance = explain(result, test, task.target, n_repeats=1 if smoke else 5, seed=seed)
         importances[task.name] = importance
         curves[task.name] = (truth, proba)
         numbers["tables"][task.name] = {"summary": task.summary(), "test": row,
@@ -196,7 +198,9 @@ def _houses(report: Report, out_dir: Path, budget_s: float, seed: int, progress:
                   "Left: predicted against actual (on the diagonal = perfect). Right: residuals against predicted "
                   "(a funnel means errors grow with price)")
     report.heading("What the model uses")
-    importance = permutation_importance(result, test, task.target, n_repeats=1 if smoke else 3, seed=seed)
+    from .api import explain  # lazy: the search stack is heavy to import
+
+    importance = explain(result, test, task.target, n_repeats=1 if smoke else 3, seed=seed)
     report.figure(_importance_figure({task.name: importance.head(15)}, "rise in test RMSE when the column is shuffled"),
                   "Permutation importance of the 15 most useful columns on the held-out 25 %")
     report.table(result.leaderboard.head(10), "The search's 10 best trials (cross-validated on the training part)")
@@ -209,58 +213,6 @@ def _houses(report: Report, out_dir: Path, budget_s: float, seed: int, progress:
     automl = scores.iloc[0]
     headline = {"data": task.name, "test RMSE": f"{automl['RMSE']:,.3f}", "R²": f"{automl['R²']:.3f}"}
     return headline, numbers
-
-
-def permutation_importance(result, df: pd.DataFrame, target: str, n_repeats: int = 5, seed: int = 0,
-                           max_rows: int = 5000, rows_per_call: int = 50_000) -> pd.DataFrame:
-    """The same numbers as ``api.explain`` (same sample, same shuffles in the same order), with
-    the shuffled copies stacked so the pipeline predicts a few large frames instead of one small
-    frame per column and repeat: a fitted ensemble costs ~0.4-1.5 s per call whatever the rows, so
-    80 columns x 3 repeats took minutes one by one and take seconds stacked."""
-    from .scoring import METRICS
-
-    labelled = df[df[target].notna()]
-    if len(labelled) > max_rows:
-        labelled = labelled.sample(max_rows, random_state=seed)
-    labelled = labelled.reset_index(drop=True)
-    metric = METRICS[result.metric]
-    sign = 1.0 if metric.greater_is_better else -1.0
-    truth = _encoded_truth(result, labelled[target])
-    baseline = metric.score(truth, _raw_predictions(result, labelled))
-    rng = np.random.default_rng(seed)
-    columns = [c for c in labelled.columns if c != target]
-    blocks = []  # (column, shuffled copy) in explain's order, so the random draws match it
-    for column in columns:
-        for _ in range(n_repeats):
-            shuffled = labelled.copy()
-            shuffled[column] = labelled[column].to_numpy()[rng.permutation(len(labelled))]
-            blocks.append((column, shuffled))
-    per_call = max(1, rows_per_call // max(1, len(labelled)))
-    drops: dict[str, list[float]] = {c: [] for c in columns}
-    for start in range(0, len(blocks), per_call):
-        chunk = blocks[start:start + per_call]
-        predictions = _raw_predictions(result, pd.concat([frame for _, frame in chunk], ignore_index=True))
-        for i, (column, _) in enumerate(chunk):
-            part = predictions[i * len(labelled):(i + 1) * len(labelled)]
-            drops[column].append(sign * (baseline - metric.score(truth, part)))
-    rows = [{"column": c, "importance": float(np.mean(d)), "std": float(np.std(d))} for c, d in drops.items()]
-    return pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
-
-
-def _encoded_truth(result, y: pd.Series) -> np.ndarray:
-    if result.task != "classification":
-        return y.to_numpy(dtype=float)
-    codes = y.astype(str).map({str(c): i for i, c in enumerate(result.classes_)})
-    if codes.isna().any():
-        raise DataError("the data has classes the model never saw", hint="score it on rows of known classes")
-    return codes.to_numpy(dtype=int)
-
-
-def _raw_predictions(result, frame: pd.DataFrame) -> np.ndarray:
-    """What the metric scores: class probabilities (encoded order) or values."""
-    if result.task == "classification":
-        return result.predict_proba(frame).to_numpy()
-    return np.asarray(result.predict(frame), dtype=float)
 
 
 def _rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
