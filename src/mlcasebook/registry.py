@@ -11,7 +11,7 @@ import importlib
 
 from .core.cases import CaseSpec
 
-CASE_PACKAGES: tuple[str, ...] = ("recsys", "go", "derm", "automl")
+CASE_PACKAGES: tuple[str, ...] = ("recsys", "translate", "drive", "go", "derm", "automl")
 
 
 def case_apps() -> list[tuple[str, object]]:
