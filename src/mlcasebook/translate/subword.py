@@ -5,7 +5,9 @@ the multilingual model needs nothing else). Ids are fixed: ``<pad>`` 0, ``<unk>`
 ``</s>`` 3, then the target-language tokens ``<2en>``, ``<2de>``, ``<2fr>``, ``<2cs>``, ``<2ja>``
 (user-defined symbols: never split, so a multilingual source starts with exactly one of them).
 SentencePiece works on raw text, Japanese included (no word segmenter needed): it treats the
-unsegmented string as one run of characters and learns pieces inside it.
+unsegmented string as one run of characters and learns pieces inside it. Text is NFKC-normalised
+first (SentencePiece's default ``nmt_nfkc``: full-width ``５`` becomes ``5``), so decoding returns
+the normalised text.
 
 The model is stored as ``subword.model`` next to the translation model (``save``/``load``).
 """
@@ -53,15 +55,19 @@ class Subwords:
             raise DataError("no text to train the subword model on", hint="check the training data")
         buffer = io.BytesIO()
         spm.set_random_generator_seed(seed)
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines), model_writer=buffer, vocab_size=vocab_size, model_type=model_type,
-            character_coverage=character_coverage, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-            user_defined_symbols=list(TARGET_TOKENS),
-            # characters never seen in training (a rare kanji, an emoji) become UTF-8 bytes, not <unk>
-            byte_fallback=True,
-            # a small corpus cannot fill a large vocabulary: take what it supports instead of failing
-            hard_vocab_limit=False, input_sentence_size=max_sentences, shuffle_input_sentence=True,
-            num_threads=1, minloglevel=2)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines), model_writer=buffer, vocab_size=vocab_size, model_type=model_type,
+                character_coverage=character_coverage, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                user_defined_symbols=list(TARGET_TOKENS),
+                # characters never seen in training (a rare kanji, an emoji) become UTF-8 bytes, not <unk>
+                byte_fallback=True,
+                # a small corpus cannot fill a large vocabulary: take what it supports instead of failing
+                hard_vocab_limit=False, input_sentence_size=max_sentences, shuffle_input_sentence=True,
+                num_threads=1, minloglevel=2)
+        except RuntimeError as exc:  # SentencePiece reports bad settings as RuntimeError
+            raise DataError(f"the subword model cannot be trained: {str(exc).split('] ')[-1]}",
+                            hint="raise the vocabulary size (--vocab-size) or train on more text") from exc
         return cls(buffer.getvalue())
 
     # -- persistence --

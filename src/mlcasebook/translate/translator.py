@@ -1,0 +1,388 @@
+"""One translator facade over every saved model (SMT, GNMT, Transformer, multilingual), and the
+code that trains a model folder it can load.
+
+A model folder holds ``translator.json`` (what the model is: architecture, directions, decoding
+settings, training record), the engine's own file (``smt.model`` from ``PhraseBasedSMT.save`` or
+the checkpoint ``train_nmt`` writes) and, for the neural models, ``subword.model``.
+
+``Translator.translate_lines(lines, src_lang, tgt_lang)`` is the product's contract:
+
+- one output line per input line, in order; empty (or blank) lines stay empty;
+- unknown language codes, or a direction the model was not trained for → ``DataError``
+  (a multilingual model accepts any two of its languages; an untrained pair is zero-shot and
+  says so in a warning);
+- a line whose letters are mostly not in the source language's script, or mixes scripts
+  → a warning (the line is still translated);
+- a line longer than the model takes (``max_source_tokens``, counted in the model's own units:
+  words for SMT, subwords for the neural models) is split at sentence ends and the pieces are
+  translated one by one; a single sentence still too long is truncated, and a warning says so.
+
+Warnings are returned by ``translate_report`` and kept in ``last_warnings`` after
+``translate_lines``; the CLI prints them on stderr, the HTTP service returns them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.checkpoint import atomic_write_text
+from ..core.errors import DataError
+from ..core.sources import cache_dir
+from .text import LANGUAGES, check_language, detokenize, script_warning, tokenize
+
+ARCHS = ("smt", "gnmt", "transformer", "multilingual")
+NEURAL = ("gnmt", "transformer", "multilingual")
+MANIFEST = "translator.json"
+SMT_FILE = "smt.model"
+SMT_MAX_TOKENS = 80  # phrase-based decoding cost grows with length; the corpora's sentences are ≤ ~40 words
+NMT_BATCH = 32
+# sentence ends: after . ! ? followed by a space (European text), or after Japanese 。！？ directly
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+
+
+# ---- where models live --------------------------------------------------------------------------
+def models_dir() -> Path:
+    return cache_dir() / "translate" / "models"
+
+
+def default_model_dir(pair: str, arch: str) -> Path:
+    return models_dir() / f"{pair}-{arch}"
+
+
+def find_default_model(src_lang: str, tgt_lang: str) -> Path:
+    """The best model the user trained into the cache for this direction: Transformer, then GNMT,
+    then SMT, then any multilingual model that covers both languages."""
+    for arch in ("transformer", "gnmt", "smt"):
+        folder = default_model_dir(f"{src_lang}-{tgt_lang}", arch)
+        if (folder / MANIFEST).is_file():
+            return folder
+    if models_dir().is_dir():
+        for folder in sorted(models_dir().iterdir()):
+            manifest = _read_manifest(folder) if (folder / MANIFEST).is_file() else None
+            if manifest and manifest["arch"] == "multilingual" and {src_lang, tgt_lang} <= set(manifest["languages"]):
+                return folder
+    raise DataError(f"no trained {src_lang}→{tgt_lang} model in {models_dir()}",
+                    hint=f"train one first: `mlcasebook translate train --pair {src_lang}-{tgt_lang} --arch smt` "
+                         "(minutes) or `--arch transformer`, or pass --model PATH")
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{folder} is not a translation model (no {MANIFEST})",
+                        hint="pass a folder written by `mlcasebook translate train --out FOLDER`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is unreadable ({exc})", hint="retrain the model") from exc
+    if manifest.get("arch") not in ARCHS:
+        raise DataError(f"{path} names an unknown architecture {manifest.get('arch')!r}", hint="retrain the model")
+    return manifest
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    return atomic_write_text(Path(folder) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---- engines: segments in, segments out ---------------------------------------------------------
+class _SMTEngine:
+    unit = "words"
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]):
+        from .smt import PhraseBasedSMT
+
+        self.model = PhraseBasedSMT.load(folder / manifest.get("model_file", SMT_FILE))
+        self.max_tokens = int(manifest.get("max_source_tokens", SMT_MAX_TOKENS))
+
+    def units(self, text: str, src: str, tgt: str) -> list:
+        return tokenize(text, src)
+
+    def truncate(self, text: str, src: str, tgt: str) -> str:
+        return detokenize(self.units(text, src, tgt)[: self.max_tokens], src)
+
+    def translate(self, segments: list[str], src: str, tgt: str) -> list[str]:
+        outputs = self.model.translate_many([tokenize(s, src) for s in segments])
+        return [detokenize(list(words), tgt) for words in outputs]
+
+
+class _NMTEngine:
+    unit = "subwords"
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]):
+        from .nmt_train import load_nmt
+        from .subword import Subwords
+
+        self.model, self.config, self.vocab = load_nmt(folder / manifest["model_file"])
+        self.model.eval()
+        self.subwords = Subwords.load(folder)
+        self.multilingual = manifest["arch"] == "multilingual"
+        self.max_tokens = int(manifest["max_source_tokens"])
+        decoding = manifest.get("decoding", {})
+        self.beam_size = int(decoding.get("beam_size", 4))
+        self.alpha = float(decoding.get("alpha", 0.6))
+        self.beta = float(decoding.get("beta", 0.0))
+
+    def units(self, text: str, src: str, tgt: str) -> list[int]:
+        return self.subwords.encode(text, target_lang=tgt if self.multilingual else None)
+
+    def truncate(self, text: str, src: str, tgt: str) -> str:
+        ids = self.subwords.encode(text)[: self.max_tokens - int(self.multilingual)]
+        return self.subwords.decode(ids)
+
+    def translate(self, segments: list[str], src: str, tgt: str) -> list[str]:
+        import torch
+
+        from .nmt_train import translate_ids
+
+        encoded = [self.units(s, src, tgt) for s in segments]
+        # similar lengths in one batch: less padding, fewer wasted decoder steps
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        outputs: list[str] = [""] * len(encoded)
+        with torch.inference_mode():
+            for start in range(0, len(order), NMT_BATCH):
+                rows = order[start:start + NMT_BATCH]
+                ids = translate_ids(self.model, [encoded[i] for i in rows], beam_size=self.beam_size,
+                                    alpha=self.alpha, beta=self.beta)
+                for row, out in zip(rows, ids, strict=True):
+                    outputs[row] = self.subwords.decode(out)
+        return outputs
+
+
+# ---- the facade -----------------------------------------------------------------------------------
+@dataclass
+class Translator:
+    arch: str
+    directions: list[tuple[str, str]]
+    languages: list[str]
+    engine: Any
+    path: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    last_warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, src_lang: str | None = None, tgt_lang: str | None = None
+             ) -> Translator:
+        """Load a model folder; without ``path``, the default model for ``src_lang``→``tgt_lang``."""
+        if path is None:
+            if not (src_lang and tgt_lang):
+                raise DataError("no model given", hint="pass --model PATH, or --from and --to to use a trained default")
+            folder = find_default_model(check_language(src_lang), check_language(tgt_lang))
+        else:
+            folder = Path(path).expanduser()
+            if folder.is_file():  # a file inside a model folder: the folder is what we load
+                folder = folder.parent
+            if not folder.exists():
+                raise DataError(f"model {folder} does not exist",
+                                hint="train one with `mlcasebook translate train --pair ja-en --arch smt --out "
+                                     f"{folder}`")
+        manifest = _read_manifest(folder)
+        engine = _SMTEngine(folder, manifest) if manifest["arch"] == "smt" else _NMTEngine(folder, manifest)
+        return cls(manifest["arch"], [tuple(d) for d in manifest["directions"]], list(manifest["languages"]), engine,
+                   folder, manifest)
+
+    @property
+    def max_source_tokens(self) -> int:
+        return self.engine.max_tokens
+
+    def describe(self) -> str:
+        pairs = ", ".join(f"{a}→{b}" for a, b in self.directions)
+        return f"{self.arch} ({pairs}) from {self.path}"
+
+    def check_direction(self, src_lang: str, tgt_lang: str) -> tuple[str, list[str]]:
+        src, tgt = check_language(src_lang), check_language(tgt_lang)
+        if src == tgt:
+            raise DataError(f"--from and --to are both {src}", hint="pick two different languages")
+        if (src, tgt) in self.directions:
+            return src, []
+        if self.arch == "multilingual" and src in self.languages and tgt in self.languages:
+            return src, [f"{src}→{tgt} was never trained: zero-shot translation through the shared model "
+                         "(expect low quality)"]
+        trained = ", ".join(f"{a}-{b}" for a, b in self.directions)
+        raise DataError(f"this {self.arch} model translates {trained}, not {src}-{tgt}",
+                        hint=f"train one: `mlcasebook translate train --pair {src}-{tgt} --arch smt`, or pass a "
+                             "model trained for that direction")
+
+    def translate_lines(self, lines: Sequence[str], src_lang: str, tgt_lang: str) -> list[str]:
+        outputs, self.last_warnings = self.translate_report(lines, src_lang, tgt_lang)
+        return outputs
+
+    def translate_report(self, lines: Sequence[str], src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
+        """(one translation per line, warnings)."""
+        src, warnings = self.check_direction(src_lang, tgt_lang)
+        tgt = check_language(tgt_lang)
+        segments: list[str] = []
+        owners: list[int] = []            # the input line each segment belongs to
+        for number, raw in enumerate(lines, 1):
+            line = self._prepare(raw)
+            if not line:
+                continue
+            if mix := script_warning(line, src):
+                warnings.append(f"line {number}: {mix}")
+            pieces = self._fit(line, src, tgt, number, warnings)
+            segments += pieces
+            owners += [number - 1] * len(pieces)
+        translated = self.engine.translate(segments, src, tgt) if segments else []
+        outputs: list[list[str]] = [[] for _ in lines]
+        for owner, text in zip(owners, translated, strict=True):
+            outputs[owner].append(text)
+        joiner = "" if tgt == "ja" else " "
+        return [joiner.join(parts) for parts in outputs], warnings
+
+    def _prepare(self, raw: str) -> str:
+        # one sentence a line: an embedded line break or tab is just space here
+        line = " ".join(str(raw).split())
+        # a model trained on a lowercased corpus (Tanaka English) never saw capitals
+        return line.lower() if self.manifest.get("lowercase_source") else line
+
+    def _fit(self, line: str, src: str, tgt: str, number: int, warnings: list[str]) -> list[str]:
+        """The line as pieces the model accepts: whole, split at sentence ends, or truncated."""
+        limit = self.engine.max_tokens
+        length = len(self.engine.units(line, src, tgt))
+        if length <= limit:
+            return [line]
+        pieces = [p for p in (s.strip() for s in _SENTENCE_END.split(line)) if p]
+        unit = self.engine.unit
+        if len(pieces) > 1:
+            warnings.append(f"line {number}: {length} {unit} is over the model's {limit}: split into {len(pieces)} "
+                            "sentences, translated one by one")
+        out = []
+        for piece in pieces:
+            if len(self.engine.units(piece, src, tgt)) > limit:
+                warnings.append(f"line {number}: a sentence of {len(self.engine.units(piece, src, tgt))} {unit} "
+                                f"was truncated to the model's {limit} {unit}; the rest is not translated")
+                piece = self.engine.truncate(piece, src, tgt)
+            out.append(piece)
+        return out
+
+
+# ---- training a model folder ------------------------------------------------------------------
+MULTILINGUAL_PAIRS = ("ja-en", "en-ja", "en-de", "de-en", "en-fr", "fr-en", "en-cs", "cs-en")
+
+
+@dataclass
+class TrainedModel:
+    path: Path
+    arch: str
+    train_s: float
+    record: dict[str, Any]
+
+
+def parse_pairs(pair: str, arch: str) -> list[tuple[str, str]]:
+    """``--pair`` as directions: one pair, or for multilingual a comma list (default: ja↔en, en↔de/fr/cs)."""
+    from .data import parse_pair
+
+    if arch not in ARCHS:
+        raise DataError(f"unknown architecture '{arch}'", hint=f"choose one of: {', '.join(ARCHS)}")
+    items = [p for p in (pair or "").split(",") if p.strip()]
+    if arch == "multilingual":
+        items = items or list(MULTILINGUAL_PAIRS)
+    elif len(items) != 1:
+        raise DataError(f"--arch {arch} trains one direction, got '{pair}'",
+                        hint="pass one pair such as ja-en, or use --arch multilingual for several")
+    return [parse_pair(p) for p in items]
+
+
+def train_translator(pair: str, arch: str, out_dir: Path | str, *, data_dir: Path | str | None = None,
+                     budget_minutes: float | None = None, max_sentences: int | None = None, resume: bool = True,
+                     track: bool = True, progress: bool = True, seed: int = 0, vocab_size: int = 8000,
+                     nmt_options: dict[str, Any] | None = None, smt_options: dict[str, Any] | None = None,
+                     on_log: Callable[[str], None] | None = None) -> TrainedModel:
+    """Train ``arch`` on the train split of ``pair`` (minus the tuning set carved from it) into
+    ``out_dir``; the tuning set picks SMT weights / stops neural training. Logged to MLflow."""
+    from ..core.tracking import tracked_run
+    from .data import load_pair, tuning_split
+
+    directions = parse_pairs(pair, arch)
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    log = on_log or (lambda message: None)
+    started = time.perf_counter()
+    parts = []
+    for src, tgt in directions:
+        rest, tune = tuning_split(load_pair((src, tgt), "train", data_dir, limit=max_sentences), seed=seed)
+        parts.append((rest, tune))
+    languages = sorted({lang for d in directions for lang in d}, key=list(LANGUAGES).index)
+    settings = {"arch": arch, "pairs": ",".join(f"{a}-{b}" for a, b in directions), "train_sentences":
+                sum(len(r) for r, _ in parts), "tuning_sentences": sum(len(t) for _, t in parts),
+                "max_sentences": max_sentences, "budget_minutes": budget_minutes, "seed": seed, "out": str(out)}
+    log(f"training {arch} on {settings['train_sentences']:,} sentence pairs ({settings['pairs']}), tuning on "
+        f"{settings['tuning_sentences']:,} carved from train")
+    manifest: dict[str, Any] = {
+        "arch": arch, "directions": [list(d) for d in directions], "languages": languages,
+        "lowercase_source": any(r.corpus == "tanaka" and r.src_lang == "en" for r, _ in parts),
+        "data": [r.describe() | {"tuning": len(t)} for r, t in parts], "settings": settings}
+    with tracked_run("translate", f"{arch}-{settings['pairs']}", enabled=track) as tracker:
+        tracker.params(settings)
+        if arch == "smt":
+            record = _train_smt(parts[0], out, progress, smt_options or {}, log)
+        else:
+            record = _train_nmt(arch, parts, out, budget_minutes, resume, progress, seed, vocab_size,
+                                nmt_options or {}, tracker, log)
+        train_s = time.perf_counter() - started
+        manifest |= record["manifest"] | {"train_seconds": train_s, "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        write_manifest(out, manifest)
+        tracker.metrics({"train_seconds": train_s} | {k: v for k, v in record.get("metrics", {}).items()})
+        tracker.artifact(out / MANIFEST)
+    return TrainedModel(out, arch, train_s, manifest)
+
+
+def _train_smt(part, out: Path, progress: bool, options: dict[str, Any], log) -> dict[str, Any]:
+    from .smt import PhraseBasedSMT
+
+    rest, tune = part
+    lower = rest.corpus == "tanaka" and rest.src_lang == "en"
+
+    def words(lines: list[str], lang: str, is_source: bool) -> list[list[str]]:
+        return [tokenize(line.lower() if lower and is_source else line, lang) for line in lines]
+
+    src_train, tgt_train = words(rest.source, rest.src_lang, True), words(rest.target, rest.tgt_lang, False)
+    model = PhraseBasedSMT(**options).fit(src_train, tgt_train, progress=progress)
+    log("tuning the feature weights on the tuning set")
+    model.tune(words(tune.source, rest.src_lang, True), words(tune.target, rest.tgt_lang, False))
+    model.save(out / SMT_FILE)
+    return {"manifest": {"model_file": SMT_FILE, "max_source_tokens": SMT_MAX_TOKENS}}
+
+
+def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progress: bool, seed: int,
+               vocab_size: int, options: dict[str, Any], tracker, log) -> dict[str, Any]:
+    from .nmt_train import NMTConfig, train_nmt
+    from .subword import FILE_NAME, Subwords
+
+    multilingual = arch == "multilingual"
+    if resume and (out / FILE_NAME).is_file():
+        subwords = Subwords.load(out)  # the resumed checkpoint's ids only mean something with its own vocabulary
+    else:
+        text = [line for rest, _ in parts for line in (*rest.source, *rest.target)]
+        log(f"training a joint SentencePiece vocabulary (≤ {vocab_size} pieces) on {len(text):,} lines")
+        subwords = Subwords.train(text, vocab_size=vocab_size, seed=seed)
+        subwords.save(out)
+
+    def encode(data) -> list[tuple[list[int], list[int]]]:
+        tag = data.tgt_lang if multilingual else None
+        return [(subwords.encode(s, target_lang=tag), subwords.encode(t))
+                for s, t in zip(data.source, data.target, strict=True)]
+
+    train_pairs = [pair for rest, _ in parts for pair in encode(rest)]
+    dev_pairs = [pair for _, tune in parts for pair in encode(tune)]
+    config = NMTConfig(arch="transformer" if multilingual else arch, **_budget(budget_minutes), seed=seed, **options)
+
+    def on_eval(step: int, metrics: dict[str, float]) -> None:
+        tracker.metrics(metrics, step=step)
+
+    checkpoint = train_nmt(config, train_pairs, dev_pairs, subwords.vocab_info(), out, progress=progress,
+                           on_eval=on_eval)
+    max_len = int(getattr(config, "max_len", 128))
+    return {"manifest": {"model_file": Path(checkpoint).name, "max_source_tokens": max_len - 2,
+                         "subwords": subwords.size,
+                         "decoding": {"beam_size": getattr(config, "beam_size", 4),
+                                      "alpha": getattr(config, "alpha", 0.6), "beta": getattr(config, "beta", 0.0)}}}
+
+
+def _budget(budget_minutes: float | None) -> dict[str, Any]:
+    return {} if budget_minutes is None else {"budget_minutes": float(budget_minutes)}
