@@ -1,0 +1,144 @@
+"""Generation 2: GNMT-style seq2seq with attention (Wu et al. 2016), at laptop depth.
+
+As in the paper (figure 1), with its depth a parameter (8 + 8 there, 2 + 2 by default here):
+- Encoder: the first layer is a bidirectional LSTM (each direction d/2 units, packed so padding
+  never reaches the backward direction), the others are unidirectional LSTMs; from the third
+  layer on each layer adds its input to its output (residual connections, which is what let
+  GNMT train 8 layers).
+- Decoder: stacked unidirectional LSTMs. The bottom layer's output at step t queries the
+  attention over the encoder's top layer; the context vector is fed, concatenated, into every
+  layer above the bottom, and residual connections again start at the third layer.
+  (This is the arrangement of NVIDIA's GNMT v2 reference: attention from the bottom decoder
+  layer *of the current step*, so each layer can run over the whole target sequence at once
+  in training.)
+- Attention: additive (Bahdanau: vᵀ tanh(W q + U k), GNMT's choice) or scaled dot product.
+- Dropout between layers; the output projection is tied to the target embedding (the top
+  layer has the embedding's width), and the source embedding too when ``share_embeddings``.
+
+``forward`` gives training logits; ``encode`` / ``init_state`` / ``decode_step`` implement
+``beam.IncrementalDecoder`` with the per-layer (h, c) as state, so a decoding step is O(1) in
+the prefix length.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+Tree = dict[str, Tensor]
+ATTENTIONS = ("additive", "dot")
+
+
+class SourceAttention(nn.Module):
+    """Attention of decoder queries [N, T, d] over encoder outputs [N, S, d]; keys are
+    projected once per sentence (``project_keys``) and reused for every decoding step."""
+
+    def __init__(self, d_model: int, kind: str):
+        super().__init__()
+        if kind not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, not {kind!r}")
+        self.kind = kind
+        self.key = nn.Linear(d_model, d_model, bias=False)
+        self.query = nn.Linear(d_model, d_model, bias=kind == "additive")
+        self.score = nn.Linear(d_model, 1, bias=False) if kind == "additive" else None
+
+    def project_keys(self, memory: Tensor) -> Tensor:
+        return self.key(memory)
+
+    def forward(self, queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        projected = self.query(queries)
+        if self.score is not None:
+            scores = self.score(torch.tanh(projected.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
+        else:
+            scores = projected @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
+        weights = scores.masked_fill(~mask.unsqueeze(1), -math.inf).softmax(dim=-1)  # [N, T, S]
+        return weights @ values, weights
+
+
+class GNMT(nn.Module):
+    """GNMT-style encoder-decoder over integer token ids (see the module docstring)."""
+
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
+                 d_model: int = 256, enc_layers: int = 2, dec_layers: int = 2, dropout: float = 0.2,
+                 attention: str = "additive", share_embeddings: bool = False):
+        super().__init__()
+        if d_model % 2:
+            raise ValueError("d_model must be even (the bidirectional layer gives each direction d/2)")
+        if enc_layers < 1 or dec_layers < 1:
+            raise ValueError("GNMT needs at least one encoder and one decoder layer")
+        if share_embeddings and src_vocab_size != tgt_vocab_size:
+            raise ValueError("share_embeddings needs one joint vocabulary (source and target sizes differ)")
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.d_model = d_model
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
+        self.src_embedding = self.tgt_embedding if share_embeddings else nn.Embedding(src_vocab_size, d_model,
+                                                                                      padding_idx=pad_id)
+        self.encoder_bidirectional = nn.LSTM(d_model, d_model // 2, batch_first=True, bidirectional=True)
+        self.encoder = nn.ModuleList(nn.LSTM(d_model, d_model, batch_first=True) for _ in range(enc_layers - 1))
+        self.decoder_bottom = nn.LSTM(d_model, d_model, batch_first=True)
+        self.decoder = nn.ModuleList(nn.LSTM(2 * d_model, d_model, batch_first=True) for _ in range(dec_layers - 1))
+        self.attention = SourceAttention(d_model, attention)
+        self.drop = nn.Dropout(dropout)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -0.1, 0.1)  # GNMT's init: every parameter uniform in [-0.1, 0.1]
+        with torch.no_grad():
+            self.src_embedding.weight[pad_id].zero_()
+            self.tgt_embedding.weight[pad_id].zero_()
+
+    # ---- encoder ------------------------------------------------------------------------------
+    def _encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
+        x = self.drop(self.src_embedding(src_ids))
+        lengths = src_mask.sum(dim=1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        x, _ = pad_packed_sequence(self.encoder_bidirectional(packed)[0], batch_first=True,
+                                   total_length=src_ids.shape[1])
+        for index, layer in enumerate(self.encoder):
+            # padding sits at the end, so a forward LSTM's real positions never see it
+            out, _ = layer(self.drop(x))
+            x = out + x if index >= 1 else out  # encoder layer 3 on (index 1 here) is residual
+        return x
+
+    # ---- decoder layers above the bottom one --------------------------------------------------
+    def _upper(self, bottom: Tensor, context: Tensor, state: Tree | None) -> tuple[Tensor, Tree]:
+        x, new_state = bottom, {}
+        for index, layer in enumerate(self.decoder):
+            initial = None if state is None else (state[f"h{index + 1}"].unsqueeze(0).contiguous(),
+                                                  state[f"c{index + 1}"].unsqueeze(0).contiguous())
+            out, (h, c) = layer(self.drop(torch.cat([x, context], dim=-1)), initial)
+            new_state[f"h{index + 1}"], new_state[f"c{index + 1}"] = h.squeeze(0), c.squeeze(0)
+            x = out + x if index >= 1 else out  # decoder layer 3 on is residual
+        return x, new_state
+
+    def _logits(self, top: Tensor) -> Tensor:
+        return F.linear(self.drop(top), self.tgt_embedding.weight)
+
+    # ---- training ---------------------------------------------------------------------------
+    def forward(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        memory = self._encode(src_ids, src_mask)
+        keys = self.attention.project_keys(memory)
+        bottom, _ = self.decoder_bottom(self.drop(self.tgt_embedding(tgt_in)))
+        context, _ = self.attention(bottom, keys, memory, src_mask)
+        top, _ = self._upper(bottom, context, None)
+        return self._logits(top)
+
+    # ---- incremental decoding (beam.IncrementalDecoder) -------------------------------------
+    def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tree:
+        memory = self._encode(src_ids, src_mask)
+        return {"mask": src_mask, "memory": memory, "keys": self.attention.project_keys(memory)}
+
+    def init_state(self, memory: Tree) -> Tree:
+        zeros = memory["memory"].new_zeros(memory["memory"].shape[0], self.d_model)
+        return {f"{kind}{index}": zeros for index in range(len(self.decoder) + 1) for kind in "hc"}
+
+    def decode_step(self, memory: Tree, prev_tokens: Tensor, state: Tree) -> tuple[Tensor, Tensor, Tree]:
+        embedded = self.drop(self.tgt_embedding(prev_tokens.unsqueeze(1)))
+        bottom, (h, c) = self.decoder_bottom(embedded, (state["h0"].unsqueeze(0).contiguous(),
+                                                        state["c0"].unsqueeze(0).contiguous()))
+        context, weights = self.attention(bottom, memory["keys"], memory["memory"], memory["mask"])
+        top, new_state = self._upper(bottom, context, state)
+        new_state["h0"], new_state["c0"] = h.squeeze(0), c.squeeze(0)
+        return self._logits(top[:, -1]).log_softmax(dim=-1), weights[:, -1], new_state

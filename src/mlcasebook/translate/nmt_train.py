@@ -1,0 +1,407 @@
+"""Training, loading and decoding of the neural translators (GNMT-style and Transformer).
+
+``train_nmt`` is the one fit loop for both architectures (they share ``beam.IncrementalDecoder``
+and a ``forward(src_ids, src_mask, tgt_in) -> logits`` for teacher forcing):
+
+- Token-based batching: pairs sorted by length (random tie-break), cut into batches of at most
+  ``batch_tokens`` padded tokens, batch order shuffled every epoch — little padding, and every
+  step sees about the same number of tokens whatever the sentence lengths.
+- Adam (β₂ 0.98), inverse-√ learning rate with linear warm-up, label-smoothed cross entropy,
+  gradient-norm clipping.
+- Every ``eval_every`` steps: dev NLL / perplexity, the caller's ``on_eval(model)`` (e.g. dev
+  BLEU), MLflow metrics, and a checkpoint — model, Adam moments, step, epoch, position in the
+  epoch, torch RNG state — written atomically (``core.checkpoint``); the last ``keep_last`` are
+  kept. Rerunning the same call after a kill resumes from the newest one and continues the
+  same batch sequence (the batch order of epoch e is drawn from (seed, e)).
+- Stops at ``max_steps`` or when the wall-clock ``time_budget_s`` (summed over resumed runs) is
+  spent; the shipped ``model.pt`` holds the mean of the last ``average_last`` checkpoints'
+  weights (checkpoint averaging, as the Transformer paper reported).
+
+Conventions for token ids (the caller's SentencePiece ids): the source gets EOS appended here;
+the target is trained as ``BOS y`` → ``y EOS``; ``translate_ids`` returns ids without BOS/EOS.
+A target-language token such as ``<2de>`` in front of the source is an ordinary source token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..core.errors import CasebookError, DataError
+from ..core.progress import bar
+from ..core.tracking import tracked_run
+from .beam import BeamConfig, beam_search
+from .gnmt import GNMT
+from .transformer import Transformer, average_checkpoints, inverse_sqrt_lr
+
+ARCHS = ("gnmt", "transformer")
+Pair = tuple[list[int], list[int]]
+MODEL_FILE = "model.pt"
+_CHECKPOINT = re.compile(r"checkpoint_(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class NMTConfig:
+    """Everything that determines a training run (stored in every checkpoint and in the model).
+
+    The defaults are the CPU Transformer: d 256, 3 + 3 layers, 4 heads, FF 1024 (about the
+    Joey NMT / fairseq small-data recipe, shrunk for 2 cores); ``NMTConfig.for_arch("gnmt")``
+    gives the GNMT-style defaults."""
+
+    arch: str = "transformer"
+    d_model: int = 256
+    ff_dim: int = 1024  # Transformer only
+    heads: int = 4  # Transformer only
+    enc_layers: int = 3
+    dec_layers: int = 3
+    dropout: float = 0.1
+    attention: str = "additive"  # GNMT only: additive (Bahdanau, GNMT's) or dot
+    share_embeddings: bool = True  # one matrix for source, target, output (joint vocabulary only)
+    lr: float = 1e-3  # peak learning rate
+    warmup: int = 1000  # steps of linear warm-up, then ∝ 1/√step
+    batch_tokens: int = 4096  # padded source-or-target tokens per batch
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0  # 0 = no clipping
+    max_len: int = 128  # training pairs longer than this (either side, in tokens) are skipped
+    max_steps: int = 20_000
+    time_budget_s: float | None = None  # wall-clock seconds of training, summed over resumed runs
+    seed: int = 0
+    eval_every: int = 500  # steps between dev evaluation + checkpoint
+    keep_last: int = 5  # checkpoints kept on disk
+    average_last: int = 5  # checkpoints averaged into model.pt (1 = the last one as is)
+
+    @classmethod
+    def for_arch(cls, arch: str, **overrides: Any) -> NMTConfig:
+        if arch not in ARCHS:
+            raise CasebookError(f"unknown NMT architecture {arch!r}", hint=f"choose one of {', '.join(ARCHS)}")
+        base = cls() if arch == "transformer" else cls(
+            arch="gnmt", d_model=256, enc_layers=2, dec_layers=2, dropout=0.2, share_embeddings=False,
+            lr=1e-3, warmup=200, clip_norm=5.0, average_last=1)
+        return replace(base, **overrides)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> NMTConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def build_model(config: NMTConfig, vocab: dict[str, Any]) -> nn.Module:
+    src_size, tgt_size = _vocab_sizes(vocab)
+    share = config.share_embeddings and src_size == tgt_size
+    common = dict(src_vocab_size=src_size, tgt_vocab_size=tgt_size, pad_id=vocab["pad_id"], bos_id=vocab["bos_id"],
+                  eos_id=vocab["eos_id"], d_model=config.d_model, enc_layers=config.enc_layers,
+                  dec_layers=config.dec_layers, dropout=config.dropout, share_embeddings=share)
+    if config.arch == "transformer":
+        return Transformer(**common, heads=config.heads, ff_dim=config.ff_dim)
+    if config.arch == "gnmt":
+        return GNMT(**common, attention=config.attention)
+    raise CasebookError(f"unknown NMT architecture {config.arch!r}", hint=f"choose one of {', '.join(ARCHS)}")
+
+
+def _vocab_sizes(vocab: dict[str, Any]) -> tuple[int, int]:
+    missing = [key for key in ("pad_id", "bos_id", "eos_id") if key not in vocab]
+    if missing or not ("size" in vocab or ("src_size" in vocab and "tgt_size" in vocab)):
+        raise CasebookError(f"vocabulary description lacks {missing or 'size'}",
+                            hint="pass {'size': V, 'pad_id': …, 'bos_id': …, 'eos_id': …}")
+    return int(vocab.get("src_size", vocab.get("size"))), int(vocab.get("tgt_size", vocab.get("size")))
+
+
+# ---- batches ---------------------------------------------------------------------------------
+
+
+def _check_pairs(pairs: Sequence[Pair], vocab: dict[str, Any], what: str) -> None:
+    if not pairs:
+        raise DataError(f"no {what} sentence pairs", hint="check the data files")
+    src_size, tgt_size = _vocab_sizes(vocab)
+    for side, size in ((0, src_size), (1, tgt_size)):
+        flat = np.fromiter((t for pair in pairs for t in pair[side]), dtype=np.int64)
+        if flat.size and (flat.min() < 0 or flat.max() >= size):
+            raise DataError(f"{what} {'source' if side == 0 else 'target'} ids outside [0, {size})",
+                            hint="encode both sides with the vocabulary passed to train_nmt")
+
+
+def token_batches(lengths: np.ndarray, batch_tokens: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Indices grouped into batches of at most ``batch_tokens`` padded tokens (a pair longer
+    than that is a batch of its own). ``lengths`` [n] is each pair's padded length
+    (max of both sides). With ``rng``: random tie-break in the sort and shuffled batch order."""
+    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
+    order = order[np.argsort(lengths[order], kind="stable")]
+    batches, start = [], 0
+    while start < len(order):
+        # the batch grows while (count × longest) fits: lengths are sorted, so the longest is the last
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * lengths[order[end]] <= batch_tokens:
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def _pad(rows: Sequence[list[int]], pad_id: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return out
+
+
+def make_batch(pairs: Sequence[Pair], index: np.ndarray, vocab: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Padded tensors of one batch: source + EOS, target input BOS + y, target output y + EOS."""
+    pad, bos, eos = vocab["pad_id"], vocab["bos_id"], vocab["eos_id"]
+    src = _pad([list(pairs[i][0]) + [eos] for i in index], pad)
+    tgt_in = _pad([[bos] + list(pairs[i][1]) for i in index], pad)
+    tgt_out = _pad([list(pairs[i][1]) + [eos] for i in index], pad)
+    return {"src": src, "src_mask": src != pad, "tgt_in": tgt_in, "tgt_out": tgt_out}
+
+
+def _pair_lengths(pairs: Sequence[Pair]) -> np.ndarray:
+    return np.fromiter((max(len(s), len(t)) + 1 for s, t in pairs), dtype=np.int64, count=len(pairs))
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+
+
+def _checkpoints(out_dir: Path) -> list[Path]:
+    found = [(int(m.group(1)), p) for p in out_dir.glob("checkpoint_*.pt") if (m := _CHECKPOINT.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    arrays: dict[str, Any] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    for param_id, values in state["state"].items():
+        for key, value in values.items():
+            arrays[f"optimizer.{param_id}.{key}"] = torch.as_tensor(value)
+    arrays["rng.torch"] = torch.get_rng_state()
+    save_checkpoint(path, arrays, {**meta, "param_groups": state["param_groups"]})
+
+
+def _restore_state(arrays: dict[str, np.ndarray], meta: dict[str, Any], model: nn.Module,
+                   optimizer: torch.optim.Optimizer) -> None:
+    model.load_state_dict({k.removeprefix("model."): torch.from_numpy(v.copy())
+                           for k, v in arrays.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in arrays.items():
+        if name.startswith("optimizer."):
+            _, param_id, key = name.split(".", 2)
+            state.setdefault(int(param_id), {})[key] = torch.from_numpy(np.array(value))
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    torch.set_rng_state(torch.from_numpy(arrays["rng.torch"].copy()))
+
+
+def save_model(path: Path, weights: dict[str, torch.Tensor], config: NMTConfig, vocab: dict[str, Any],
+               info: dict[str, Any]) -> Path:
+    return save_checkpoint(path, {f"model.{k}": v for k, v in weights.items()},
+                           {"kind": "mlcasebook.translate.nmt", "config": asdict(config), "vocab": vocab, "info": info})
+
+
+def load_nmt(path: Path | str) -> tuple[nn.Module, NMTConfig, dict[str, Any]]:
+    """The model of a ``model.pt`` (or of any training checkpoint) in eval mode, its config and vocab."""
+    arrays, meta = load_checkpoint(path)
+    if "config" not in meta or "vocab" not in meta:
+        raise CasebookError(f"{path} is not a neural translation model",
+                            hint="train one with `mlcasebook translate train`")
+    config = NMTConfig.from_dict(meta["config"])
+    model = build_model(config, meta["vocab"])
+    model.load_state_dict({k.removeprefix("model."): torch.from_numpy(v.copy())
+                           for k, v in arrays.items() if k.startswith("model.")})
+    return model.eval(), config, meta["vocab"]
+
+
+# ---- evaluation ----------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def dev_loss(model: nn.Module, pairs: Sequence[Pair], vocab: dict[str, Any], batch_tokens: int) -> dict[str, float]:
+    """Token-level NLL (no label smoothing) and perplexity of the references."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for index in token_batches(_pair_lengths(pairs), batch_tokens, None):
+        batch = make_batch(pairs, index, vocab)
+        logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
+        total += F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=vocab["pad_id"],
+                                 reduction="sum").item()
+        count += int((batch["tgt_out"] != vocab["pad_id"]).sum())
+    model.train(was_training)
+    nll = total / max(count, 1)
+    return {"dev_nll": nll, "dev_ppl": math.exp(min(nll, 50.0))}
+
+
+@torch.inference_mode()
+def translate_ids(model: nn.Module, src_batch: Sequence[Sequence[int]], beam_size: int = 4, alpha: float = 0.6,
+                  beta: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
+                  batch_sentences: int = 32) -> list[list[int]]:
+    """Beam-search translations (target ids without BOS/EOS) in input order; beam_size 1 is greedy.
+
+    Sources are decoded in length-sorted groups of ``batch_sentences`` (less padding); EOS is
+    appended to each source as in training."""
+    was_training = model.training
+    model.eval()
+    config = BeamConfig(beam_size=beam_size, alpha=alpha, beta=beta, max_len_a=max_len_a, max_len_b=max_len_b)
+    order = sorted(range(len(src_batch)), key=lambda i: len(src_batch[i]))
+    results: list[list[int]] = [[] for _ in src_batch]
+    for start in range(0, len(order), batch_sentences):
+        chunk = order[start:start + batch_sentences]
+        src = _pad([list(src_batch[i]) + [model.eos_id] for i in chunk], model.pad_id)
+        for i, hyp in zip(chunk, beam_search(model, src, src != model.pad_id, config), strict=True):
+            results[i] = hyp
+    model.train(was_training)
+    return results
+
+
+# ---- training -------------------------------------------------------------------------------
+
+
+def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequence[Pair], vocab: dict[str, Any],
+              out_dir: Path | str, progress: bool = True,
+              on_eval: Callable[[nn.Module], float | dict[str, float] | None] | None = None,
+              track: bool = True, resume: bool = True) -> Path:
+    """Train (or resume) a GNMT-style or Transformer translator; returns ``out_dir/model.pt``.
+
+    ``train_pairs`` / ``dev_pairs``: (source ids, target ids) without BOS/EOS. ``vocab``: at
+    least ``size`` (or ``src_size`` + ``tgt_size``), ``pad_id``, ``bos_id``, ``eos_id``; it is
+    stored in the model as given (other JSON-able keys, e.g. the SentencePiece file, ride along).
+    ``on_eval(model)`` is called with the model in eval mode at every evaluation; a float it
+    returns is logged as ``dev_score``, a dict as is. Rerunning with the same arguments resumes
+    from the newest checkpoint in ``out_dir`` (``resume=False`` starts over)."""
+    if config.arch not in ARCHS:
+        raise CasebookError(f"unknown NMT architecture {config.arch!r}", hint=f"choose one of {', '.join(ARCHS)}")
+    out_dir = Path(out_dir)
+    _check_pairs(train_pairs, vocab, "training")
+    _check_pairs(dev_pairs, vocab, "dev")
+    kept = [p for p in train_pairs if 0 < len(p[0]) < config.max_len and 0 < len(p[1]) < config.max_len]
+    if not kept:
+        raise DataError(f"every training pair is empty or longer than max_len={config.max_len} tokens",
+                        hint="raise max_len or check the tokenization")
+    lengths = _pair_lengths(kept)
+    torch.manual_seed(config.seed)
+    model = build_model(config, vocab)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), eps=1e-9)
+    run: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "train_seconds": 0.0, "history": [],
+                           "finished": False, "skipped_pairs": len(train_pairs) - len(kept)}
+    model_path = out_dir / MODEL_FILE
+    existing = _checkpoints(out_dir) if out_dir.is_dir() else []
+    if resume and existing:
+        arrays, meta = load_checkpoint(existing[-1])
+        if _fixed_settings(meta["config"]) != _fixed_settings(asdict(config)) or meta["vocab"] != _as_json(vocab):
+            raise CasebookError(f"{out_dir} holds a run with other settings or another vocabulary",
+                                hint="rerun with the same options (only the step/time limits and the checkpoint "
+                                     "settings may change), pass --no-resume, or use another --out")
+        _restore_state(arrays, meta, model, optimizer)
+        run = meta["run"]
+    elif not resume:
+        for stale in [*existing, model_path]:
+            stale.unlink(missing_ok=True)
+    session_start, seconds_before = time.perf_counter(), run["train_seconds"]
+
+    def clock() -> float:  # wall-clock seconds of this run, evaluations included, over all sessions
+        run["train_seconds"] = seconds_before + time.perf_counter() - session_start
+        return run["train_seconds"]
+
+    def budget_left() -> bool:
+        return config.time_budget_s is None or clock() < config.time_budget_s
+
+    if run["finished"] and model_path.is_file() and not (run["step"] < config.max_steps and budget_left()):
+        return model_path  # the same command already ran to its end
+    run["finished"] = False
+
+    def checkpoint() -> None:
+        path = out_dir / f"checkpoint_{run['step']:07d}.pt"
+        _save_state(path, model, optimizer, {"config": asdict(config), "vocab": vocab, "run": run})
+        for old in _checkpoints(out_dir)[: -config.keep_last]:
+            old.unlink(missing_ok=True)
+
+    def evaluate(tracker, window: dict[str, float]) -> None:
+        entry: dict[str, Any] = {"step": run["step"], "epoch": run["epoch"], "train_seconds": clock(),
+                                 **window, **dev_loss(model, dev_pairs, vocab, config.batch_tokens)}
+        if on_eval is not None:
+            model.eval()
+            score = on_eval(model)
+            model.train()
+            entry.update(score if isinstance(score, dict) else {} if score is None else {"dev_score": float(score)})
+        run["history"].append(entry)
+        tracker.metrics({k: v for k, v in entry.items() if k != "step"}, step=run["step"])
+
+    model.train()
+    window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "steps": 0}
+    with tracked_run("translate", f"{config.arch}-{out_dir.name}", enabled=track) as tracker, \
+            bar(config.max_steps - run["step"], f"train {config.arch}", disable=not progress) as advance:
+        tracker.params({**asdict(config), "train_pairs": len(kept), "dev_pairs": len(dev_pairs),
+                        "params": sum(p.numel() for p in model.parameters())})
+        while run["step"] < config.max_steps and budget_left():
+            batches = token_batches(lengths, config.batch_tokens, np.random.default_rng([config.seed, run["epoch"]]))
+            while run["batch_in_epoch"] < len(batches) and run["step"] < config.max_steps and budget_left():
+                started = time.perf_counter()
+                batch = make_batch(kept, batches[run["batch_in_epoch"]], vocab)
+                for group in optimizer.param_groups:
+                    group["lr"] = inverse_sqrt_lr(run["step"] + 1, config.lr, config.warmup)
+                logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
+                loss = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=vocab["pad_id"],
+                                       label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip_norm > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                optimizer.step()
+                run["step"] += 1
+                run["batch_in_epoch"] += 1
+                elapsed = time.perf_counter() - started
+                tokens = int((batch["tgt_out"] != vocab["pad_id"]).sum())
+                window["loss"] += loss.item() * tokens
+                window["tokens"] += tokens
+                window["seconds"] += elapsed
+                window["steps"] += 1
+                advance(1)
+                if run["step"] % config.eval_every == 0:
+                    evaluate(tracker, _window_summary(window))
+                    window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "steps": 0}
+                    checkpoint()
+            if run["batch_in_epoch"] >= len(batches):
+                run["epoch"] += 1
+                run["batch_in_epoch"] = 0
+        if window["steps"]:
+            evaluate(tracker, _window_summary(window))
+        run["finished"] = True
+        clock()
+        checkpoint()
+        chosen = _checkpoints(out_dir)[-max(config.average_last, 1):]
+        weights = average_checkpoints(chosen) if len(chosen) > 1 else {
+            k: v.detach().clone() for k, v in model.state_dict().items()}
+        info = {"steps": run["step"], "epochs_started": run["epoch"] + 1,
+                "train_seconds": run["train_seconds"], "averaged": [p.name for p in chosen] if len(chosen) > 1 else [],
+                "skipped_pairs": run["skipped_pairs"], "history": run["history"]}
+        save_model(model_path, weights, config, vocab, info)
+        tracker.artifact(model_path)
+    return model_path
+
+
+def _fixed_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a resumed run must share with the checkpoint (limits and bookkeeping may change:
+    the learning rate is a function of the step alone, so extending a run is sound)."""
+    free = {"max_steps", "time_budget_s", "eval_every", "keep_last", "average_last"}
+    return {k: v for k, v in config.items() if k not in free}
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _window_summary(window: dict[str, float]) -> dict[str, float]:
+    """Training loss and speed since the last evaluation (label-smoothed loss per target token)."""
+    return {"train_loss": window["loss"] / max(window["tokens"], 1),
+            "target_tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
+            "seconds_per_step": window["seconds"] / max(window["steps"], 1)}
