@@ -119,7 +119,6 @@ class _NMTEngine:
         from .subword import Subwords
 
         self.model, self.config, self.vocab = load_nmt(folder / manifest["model_file"])
-        self.model.eval()
         self.subwords = Subwords.load(folder)
         self.multilingual = manifest["arch"] == "multilingual"
         self.max_tokens = int(manifest["max_source_tokens"])
@@ -136,22 +135,12 @@ class _NMTEngine:
         return self.subwords.decode(ids)
 
     def translate(self, segments: list[str], src: str, tgt: str) -> list[str]:
-        import torch
-
         from .nmt_train import translate_ids
 
-        encoded = [self.units(s, src, tgt) for s in segments]
-        # similar lengths in one batch: less padding, fewer wasted decoder steps
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        outputs: list[str] = [""] * len(encoded)
-        with torch.inference_mode():
-            for start in range(0, len(order), NMT_BATCH):
-                rows = order[start:start + NMT_BATCH]
-                ids = translate_ids(self.model, [encoded[i] for i in rows], beam_size=self.beam_size,
-                                    alpha=self.alpha, beta=self.beta)
-                for row, out in zip(rows, ids, strict=True):
-                    outputs[row] = self.subwords.decode(out)
-        return outputs
+        # translate_ids sorts by length and batches itself
+        ids = translate_ids(self.model, [self.units(s, src, tgt) for s in segments], beam_size=self.beam_size,
+                            alpha=self.alpha, beta=self.beta, batch_sentences=NMT_BATCH)
+        return [self.subwords.decode(out) for out in ids]
 
 
 # ---- the facade -----------------------------------------------------------------------------------
@@ -291,72 +280,79 @@ def parse_pairs(pair: str, arch: str) -> list[tuple[str, str]]:
 def train_translator(pair: str, arch: str, out_dir: Path | str, *, data_dir: Path | str | None = None,
                      budget_minutes: float | None = None, max_sentences: int | None = None, resume: bool = True,
                      track: bool = True, progress: bool = True, seed: int = 0, vocab_size: int = 8000,
-                     nmt_options: dict[str, Any] | None = None, smt_options: dict[str, Any] | None = None,
+                     tuning_size: int | None = None, nmt_options: dict[str, Any] | None = None,
+                     smt_options: dict[str, Any] | None = None,
                      on_log: Callable[[str], None] | None = None) -> TrainedModel:
     """Train ``arch`` on the train split of ``pair`` (minus the tuning set carved from it) into
-    ``out_dir``; the tuning set picks SMT weights / stops neural training. Logged to MLflow."""
-    from ..core.tracking import tracked_run
-    from .data import load_pair, tuning_split
+    ``out_dir``. The tuning set sets the SMT feature weights, and is the neural models' held-out
+    set (dev loss at every checkpoint); dev and test are never read. Logged to MLflow."""
+    from .data import TUNING_SIZE, load_pair, tuning_split
 
     directions = parse_pairs(pair, arch)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     log = on_log or (lambda message: None)
     started = time.perf_counter()
-    parts = []
-    for src, tgt in directions:
-        rest, tune = tuning_split(load_pair((src, tgt), "train", data_dir, limit=max_sentences), seed=seed)
-        parts.append((rest, tune))
+    parts = [tuning_split(load_pair((src, tgt), "train", data_dir, limit=max_sentences),
+                          size=tuning_size or TUNING_SIZE, seed=seed) for src, tgt in directions]
     languages = sorted({lang for d in directions for lang in d}, key=list(LANGUAGES).index)
-    settings = {"arch": arch, "pairs": ",".join(f"{a}-{b}" for a, b in directions), "train_sentences":
-                sum(len(r) for r, _ in parts), "tuning_sentences": sum(len(t) for _, t in parts),
-                "max_sentences": max_sentences, "budget_minutes": budget_minutes, "seed": seed, "out": str(out)}
+    settings = {"arch": arch, "pairs": ",".join(f"{a}-{b}" for a, b in directions),
+                "train_sentences": sum(len(r) for r, _ in parts), "tuning_sentences": sum(len(t) for _, t in parts),
+                "max_sentences": max_sentences, "budget_minutes": budget_minutes, "seed": seed}
     log(f"training {arch} on {settings['train_sentences']:,} sentence pairs ({settings['pairs']}), tuning on "
         f"{settings['tuning_sentences']:,} carved from train")
     manifest: dict[str, Any] = {
         "arch": arch, "directions": [list(d) for d in directions], "languages": languages,
         "lowercase_source": any(r.corpus == "tanaka" and r.src_lang == "en" for r, _ in parts),
         "data": [r.describe() | {"tuning": len(t)} for r, t in parts], "settings": settings}
-    with tracked_run("translate", f"{arch}-{settings['pairs']}", enabled=track) as tracker:
-        tracker.params(settings)
-        if arch == "smt":
-            record = _train_smt(parts[0], out, progress, smt_options or {}, log)
-        else:
-            record = _train_nmt(arch, parts, out, budget_minutes, resume, progress, seed, vocab_size,
-                                nmt_options or {}, tracker, log)
-        train_s = time.perf_counter() - started
-        manifest |= record["manifest"] | {"train_seconds": train_s, "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        write_manifest(out, manifest)
-        tracker.metrics({"train_seconds": train_s} | {k: v for k, v in record.get("metrics", {}).items()})
-        tracker.artifact(out / MANIFEST)
+    if arch == "smt":
+        record = _train_smt(parts[0], out, progress, smt_options or {}, settings, track, log)
+    else:
+        record = _train_nmt(arch, parts, out, budget_minutes, resume, progress, seed, vocab_size,
+                            nmt_options or {}, track, log)
+    train_s = time.perf_counter() - started
+    manifest |= record | {"train_seconds": train_s, "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_manifest(out, manifest)
     return TrainedModel(out, arch, train_s, manifest)
 
 
-def _train_smt(part, out: Path, progress: bool, options: dict[str, Any], log) -> dict[str, Any]:
+def _train_smt(part, out: Path, progress: bool, options: dict[str, Any], settings: dict[str, Any], track: bool,
+               log) -> dict[str, Any]:
+    from ..core.tracking import tracked_run
     from .smt import PhraseBasedSMT
 
     rest, tune = part
     lower = rest.corpus == "tanaka" and rest.src_lang == "en"
+    tune_options = {k.removeprefix("tune_"): options.pop(k) for k in list(options) if k.startswith("tune_")}
 
     def words(lines: list[str], lang: str, is_source: bool) -> list[list[str]]:
         return [tokenize(line.lower() if lower and is_source else line, lang) for line in lines]
 
-    src_train, tgt_train = words(rest.source, rest.src_lang, True), words(rest.target, rest.tgt_lang, False)
-    model = PhraseBasedSMT(**options).fit(src_train, tgt_train, progress=progress)
-    log("tuning the feature weights on the tuning set")
-    model.tune(words(tune.source, rest.src_lang, True), words(tune.target, rest.tgt_lang, False))
-    model.save(out / SMT_FILE)
-    return {"manifest": {"model_file": SMT_FILE, "max_source_tokens": SMT_MAX_TOKENS}}
+    with tracked_run("translate", f"smt-{settings['pairs']}", enabled=track) as tracker:
+        tracker.params(settings | options)
+        model = PhraseBasedSMT(**options).fit(words(rest.source, rest.src_lang, True),
+                                              words(rest.target, rest.tgt_lang, False), progress=progress)
+        log(f"tuning the feature weights on {len(tune):,} tuning sentences")
+        model.tune(words(tune.source, rest.src_lang, True), words(tune.target, rest.tgt_lang, False),
+                   progress=progress, **tune_options)
+        model.save(out / SMT_FILE)
+        stats = dict(getattr(model, "train_stats_", {}))
+        history = getattr(model, "tuning_history_", [])
+        tracker.metrics({k: v for k, v in stats.items() if isinstance(v, int | float)}
+                        | ({"tuning_bleu": history[-1]["bleu_after"]} if history else {}))
+    return {"model_file": SMT_FILE, "max_source_tokens": SMT_MAX_TOKENS, "steps": None,
+            "smt": {"train_stats": stats, "tuning": history, "weights": model.weights}}
 
 
 def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progress: bool, seed: int,
-               vocab_size: int, options: dict[str, Any], tracker, log) -> dict[str, Any]:
+               vocab_size: int, options: dict[str, Any], track: bool, log) -> dict[str, Any]:
+    from ..core.checkpoint import load_checkpoint
     from .nmt_train import NMTConfig, train_nmt
     from .subword import FILE_NAME, Subwords
 
     multilingual = arch == "multilingual"
     if resume and (out / FILE_NAME).is_file():
-        subwords = Subwords.load(out)  # the resumed checkpoint's ids only mean something with its own vocabulary
+        subwords = Subwords.load(out)  # a resumed checkpoint's ids only mean something with its own vocabulary
     else:
         text = [line for rest, _ in parts for line in (*rest.source, *rest.target)]
         log(f"training a joint SentencePiece vocabulary (≤ {vocab_size} pieces) on {len(text):,} lines")
@@ -369,20 +365,16 @@ def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progre
                 for s, t in zip(data.source, data.target, strict=True)]
 
     train_pairs = [pair for rest, _ in parts for pair in encode(rest)]
-    dev_pairs = [pair for _, tune in parts for pair in encode(tune)]
-    config = NMTConfig(arch="transformer" if multilingual else arch, **_budget(budget_minutes), seed=seed, **options)
-
-    def on_eval(step: int, metrics: dict[str, float]) -> None:
-        tracker.metrics(metrics, step=step)
-
-    checkpoint = train_nmt(config, train_pairs, dev_pairs, subwords.vocab_info(), out, progress=progress,
-                           on_eval=on_eval)
-    max_len = int(getattr(config, "max_len", 128))
-    return {"manifest": {"model_file": Path(checkpoint).name, "max_source_tokens": max_len - 2,
-                         "subwords": subwords.size,
-                         "decoding": {"beam_size": getattr(config, "beam_size", 4),
-                                      "alpha": getattr(config, "alpha", 0.6), "beta": getattr(config, "beta", 0.0)}}}
-
-
-def _budget(budget_minutes: float | None) -> dict[str, Any]:
-    return {} if budget_minutes is None else {"budget_minutes": float(budget_minutes)}
+    tuning_pairs = [pair for _, tune in parts for pair in encode(tune)]
+    config = NMTConfig.for_arch("transformer" if multilingual else arch, seed=seed, **options,
+                                **({} if budget_minutes is None else {"time_budget_s": 60.0 * budget_minutes}))
+    log(f"training {arch} ({config.enc_layers}+{config.dec_layers} layers, d={config.d_model}) on "
+        f"{len(train_pairs):,} pairs, {subwords.size} subwords"
+        + (f", {budget_minutes:g} min budget" if budget_minutes else ""))
+    checkpoint = Path(train_nmt(config, train_pairs, tuning_pairs, subwords.vocab_info(), out, progress=progress,
+                                track=track, resume=resume))
+    info = load_checkpoint(checkpoint)[1].get("info", {})
+    return {"model_file": checkpoint.name, "max_source_tokens": config.max_len - 1,  # train_nmt appends EOS
+            "subwords": subwords.size, "steps": info.get("steps"), "nmt_train_seconds": info.get("train_seconds"),
+            "config": {k: getattr(config, k) for k in ("d_model", "enc_layers", "dec_layers", "max_len")},
+            "decoding": {"beam_size": 4, "alpha": 0.6, "beta": 0.0}}

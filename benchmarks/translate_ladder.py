@@ -1,0 +1,145 @@
+"""The translation ladder: phrase-based SMT → GNMT-style LSTM + attention → Transformer, same data.
+
+For each direction, each generation is trained on the corpus's train split (minus a tuning set
+carved from it with seed 0: the SMT feature weights are tuned on it, the neural models report
+their held-out loss on it; nothing is chosen on the scored split), then translates the scored
+split once, timed, and is scored with sacreBLEU (signature in the JSON; ``ja-mecab`` tokens for a
+Japanese target, ``13a`` otherwise) and chrF:
+
+- Multi30k en→de (and any other Multi30k pair): scored on test_2016_flickr (1,000 sentences);
+- Tanaka ja→en / en→ja: scored on the 500-sentence dev set — the corpus's test set is not in the
+  shared data. Tanaka English is lowercase in the corpus, hypotheses and references alike.
+
+Neural models train for ``--minutes`` of wall clock each (their recipe: ``NMTConfig.for_arch``
+defaults from the neural module, plus ``--nmt-option key=value`` overrides); SMT trains to the end.
+The BLEU gain of each rung over SMT is printed beside the chapter's "+60 %" (GNMT vs phrase-based).
+
+    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-translate.lock .venv/bin/python benchmarks/translate_ladder.py \\
+        --pairs en-de --minutes 22 --json docs/results/translate_ladder.json
+    .venv/bin/python benchmarks/translate_ladder.py --quick     # smoke run: small slices, seconds of training
+
+Models are kept in ``<cache>/translate/ladder/<pair>-<arch>`` (``--models-dir``): a rerun with the same
+settings reuses a finished model; ``--retrain`` starts over. Results are written after every model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from common import console, print_table
+from mlcasebook.core.report import write_json
+from mlcasebook.core.sources import cache_dir
+from mlcasebook.translate import evaluate as ev
+from mlcasebook.translate.data import corpus_for, load_pair, parse_pair
+from mlcasebook.translate.translator import MANIFEST, Translator, train_translator, write_manifest
+
+ARCHS = ("smt", "gnmt", "transformer")
+
+
+def scored_split(pair: str) -> str:
+    return "test" if "test" in corpus_for(*parse_pair(pair)).files else "dev"
+
+
+def parse_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value) if value[:1] in "0123456789-.[{tf" else value
+    return options
+
+
+def reusable(folder: Path, settings: dict) -> bool:
+    path = folder / MANIFEST
+    return path.is_file() and json.loads(path.read_text()).get("benchmark_settings") == settings
+
+
+def run_model(pair: str, arch: str, args, test, nmt_options: dict) -> dict:
+    folder = args.models_dir / f"{pair}-{arch}"
+    settings = {"pair": pair, "arch": arch, "max_sentences": args.max_sentences, "seed": args.seed,
+                "minutes": None if arch == "smt" else args.minutes, "vocab_size": args.vocab_size,
+                "nmt_options": nmt_options if arch != "smt" else {}}
+    if args.retrain or not reusable(folder, settings):
+        trained = train_translator(pair, arch, folder, max_sentences=args.max_sentences, seed=args.seed,
+                                   budget_minutes=settings["minutes"], vocab_size=args.vocab_size,
+                                   nmt_options=nmt_options if arch != "smt" else None, resume=not args.retrain,
+                                   track=args.track, progress=sys.stderr.isatty(),
+                                   on_log=lambda m: console.print(f"[dim]{m}[/]"))
+        write_manifest(folder, trained.record | {"benchmark_settings": settings})
+    translator = Translator.load(folder)
+    manifest = translator.manifest
+    src, tgt = parse_pair(pair)
+    hyps, seconds, speed = ev.timed(lambda lines: translator.translate_lines(lines, src, tgt), test.source)
+    scores = ev.score(hyps, test.target, tgt)
+    console.print(f"{pair} {arch}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} ({speed:.1f} sentences/s, "
+                  f"trained {manifest['train_seconds']:.0f} s)", highlight=False)
+    return {"arch": arch, "bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.bleu_signature,
+            "chrf_signature": scores.chrf_signature, "bleu_detail": scores.bleu_detail,
+            "train_s": manifest["train_seconds"], "steps": manifest.get("steps"),
+            "nmt_train_seconds": manifest.get("nmt_train_seconds"), "config": manifest.get("config"),
+            "decode_seconds": seconds, "sentences_per_s": speed, "train_sentences": manifest["settings"]
+            ["train_sentences"], "tuning_sentences": manifest["settings"]["tuning_sentences"],
+            "smt": manifest.get("smt", {}).get("train_stats"), "examples": [
+                {"source": s, "reference": r, "hypothesis": h} for s, r, h in
+                zip(test.source[:3], test.target[:3], hyps[:3], strict=True)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", nargs="+", default=["en-de"], help="directions, e.g. en-de ja-en")
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall clock per neural model")
+    parser.add_argument("--max-sentences", type=int, default=None, help="first N training pairs (default: all)")
+    parser.add_argument("--limit", type=int, default=None, help="score the first N sentences only")
+    parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--nmt-option", action="append", default=[], help="NMTConfig override key=value")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the lock's one core)")
+    parser.add_argument("--models-dir", type=Path, default=cache_dir() / "translate" / "ladder")
+    parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--track", action="store_true", help="log to MLflow")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 pairs, 0.3 min, 100 sentences")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.quick:
+        args.max_sentences, args.minutes, args.limit = 2000, 0.3, 100
+        args.models_dir = args.models_dir.with_name("ladder-quick")
+    torch.set_num_threads(args.threads)
+    nmt_options = parse_options(args.nmt_option)
+    command = ("OMP_NUM_THREADS=1 flock /tmp/mlcasebook-translate.lock .venv/bin/python "
+               f"benchmarks/translate_ladder.py {' '.join(sys.argv[1:])}")
+    results: dict = {"settings": {
+        "command": command, "pairs": args.pairs, "archs": args.archs, "minutes_per_neural_model": args.minutes,
+        "max_sentences": args.max_sentences, "limit": args.limit, "seed": args.seed, "nmt_options": nmt_options,
+        "vocab_size": args.vocab_size, "tuning": "1,000 pairs carved from train (seed 0); dev/test never tuned on",
+        "machine": f"{args.threads} torch thread(s) of a shared 2-core CPU box (other jobs running), "
+                   f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+                   f"{platform.processor() or platform.machine()}, "
+                   f"python {platform.python_version()}, torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S")}, "pairs": {}}
+    for pair in args.pairs:
+        split = scored_split(pair)
+        test = load_pair(pair, split, limit=args.limit)
+        entry = results["pairs"].setdefault(pair, {"scored_on": f"{test.corpus} {split} ({len(test)} sentences)",
+                                                   "notes": test.notes, "models": []})
+        for arch in args.archs:
+            entry["models"].append(run_model(pair, arch, args, test, nmt_options))
+            entry["ladder"] = ev.ladder_frame(entry["models"]).to_dict(orient="records")
+            entry["ladder_holds"] = ev.ladder_holds(entry["models"])
+            entry["claim"] = ev.claim_row(entry["models"])
+            if args.json:
+                write_json(args.json, results)
+        print_table(ev.ladder_frame(entry["models"]), f"{pair}: {entry['scored_on']}")
+    if args.json:
+        console.print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
