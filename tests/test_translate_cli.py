@@ -1,0 +1,178 @@
+"""The translator as a user meets it: train, text (argument, file, stdin), evaluate and the HTTP
+service through the real CLI, on a tiny phrase-based model trained here on a toy corpus."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+SUBJECTS = [("a dog", "ein Hund"), ("a cat", "eine Katze"), ("the man", "der Mann"), ("the woman", "die Frau"),
+            ("a child", "ein Kind")]
+VERBS = [("runs", "rennt"), ("sleeps", "schläft"), ("eats", "isst"), ("plays", "spielt")]
+PLACES = [("in the park", "im Park"), ("on the street", "auf der Straße"), ("at home", "zu Hause"),
+          ("in the water", "im Wasser"), ("on the grass", "auf dem Gras")]
+
+
+def toy_corpus(root: Path) -> Path:
+    """100 aligned en/de sentences laid out like Multi30k (train.en / train.de)."""
+    folder = root / "multi30k"
+    folder.mkdir(parents=True)
+    pairs = [(f"{s} {v} {p}.", f"{sd} {vd} {pd}.") for s, sd in SUBJECTS for v, vd in VERBS for p, pd in PLACES]
+    (folder / "train.en").write_text("".join(f"{en[0].upper()}{en[1:]}\n" for en, _ in pairs), encoding="utf-8")
+    (folder / "train.de").write_text("".join(f"{de[0].upper()}{de[1:]}\n" for _, de in pairs), encoding="utf-8")
+    return root
+
+
+def run_main(capsys, *args, stdin: str | None = None) -> tuple[int, str, str]:
+    """``mlcasebook translate ...`` in this process: exit code, stdout, stderr."""
+    from mlcasebook.cli import main
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(sys, "argv", ["mlcasebook", "translate", *map(str, args)]))
+        if stdin is not None:
+            stack.enter_context(mock.patch.object(sys, "stdin", io.StringIO(stdin)))
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A phrase-based en→de model trained through `translate train` on the toy corpus."""
+    from mlcasebook.cli import main
+
+    root = toy_corpus(tmp_path_factory.mktemp("toy"))
+    out = root / "model"
+    argv = ["mlcasebook", "translate", "train", "--pair", "en-de", "--arch", "smt", "--out", str(out),
+            "--data-dir", str(root), "--no-track"]
+    with mock.patch.object(sys, "argv", argv):
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, f"training failed with exit {exc.code}"
+    return out
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLCASEBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLCASEBOOK_NO_PROGRESS", "1")
+
+
+def test_train_writes_a_loadable_model(model):
+    manifest = json.loads((model / "translator.json").read_text())
+    assert manifest["arch"] == "smt" and manifest["directions"] == [["en", "de"]]
+    assert manifest["settings"]["tuning_sentences"] == 10 and manifest["settings"]["train_sentences"] == 90
+    assert (model / "smt.model").is_file()
+
+
+def test_text_forms(model, capsys):
+    code, out, err = run_main(capsys, "text", "A dog sleeps in the park.", "--from", "en", "--to", "de",
+                              "--model", model)
+    assert code == 0, err
+    assert "Hund" in out and "Park" in out and len(out.splitlines()) == 1
+    # the issue's form: a bare first argument is the text
+    code, bare, _ = run_main(capsys, "A dog sleeps in the park.", "--from", "en", "--to", "de", "--model", model)
+    assert code == 0 and bare == out
+
+
+def test_stdin_keeps_order_and_empty_lines(model, capsys):
+    text = "A cat eats at home.\n\n   \nThe man runs on the street.\n"
+    code, out, err = run_main(capsys, "-", "--from", "en", "--to", "de", "--model", model, stdin=text)
+    assert code == 0, err
+    lines = out.split("\n")
+    assert len(lines) == 5 and lines[4] == ""  # four translations, each ending with a newline
+    assert "Katze" in lines[0] and lines[1] == "" and lines[2] == "" and "Mann" in lines[3]
+
+
+def test_file_mode(model, capsys, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("A child plays in the water.\n\nThe woman sleeps.\n", encoding="utf-8")
+    target = tmp_path / "out.txt"
+    code, _, err = run_main(capsys, "text", "--file", source, "--out", target, "--from", "en", "--to", "de",
+                            "--model", model)
+    assert code == 0, err
+    lines = target.read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 4 and "Kind" in lines[0] and lines[1] == "" and "Frau" in lines[2]
+    code, _, err = run_main(capsys, "text", "--file", tmp_path / "missing.txt", "--from", "en", "--to", "de",
+                            "--model", model)
+    assert code == 2 and "does not exist" in err
+
+
+def test_bad_input_gets_one_line_and_exit_2(model, capsys):
+    code, out, err = run_main(capsys, "text", "hello", "--from", "xx", "--to", "de", "--model", model)
+    assert code == 2 and "unknown language code" in err and "Traceback" not in err and not out
+    code, _, err = run_main(capsys, "text", "Hallo", "--from", "de", "--to", "en", "--model", model)
+    assert code == 2 and "not de-en" in err
+    code, _, err = run_main(capsys, "text", "--from", "en", "--to", "de", "--model", model)
+    assert code == 2 and "nothing to translate" in err
+
+
+def test_missing_model_names_the_train_command(capsys, tmp_path):
+    code, _, err = run_main(capsys, "text", "A dog runs.", "--from", "en", "--to", "de")
+    assert code == 2 and "no trained en→de model" in err and "mlcasebook translate train --pair en-de" in err
+    code, _, err = run_main(capsys, "text", "A dog runs.", "--from", "en", "--to", "de", "--model", tmp_path / "no")
+    assert code == 2 and "does not exist" in err
+
+
+def test_long_lines_are_split_or_truncated_and_mixed_scripts_warned(model, capsys):
+    from mlcasebook.translate.translator import Translator
+
+    translator = Translator.load(model)
+    limit = translator.max_source_tokens
+    many = " ".join(["A dog runs in the park."] * (limit // 5))         # many short sentences
+    one = "A dog runs " + "and a cat runs " * (limit // 4) + "at home."  # one sentence over the limit
+    outputs = translator.translate_lines([many, one, "A dog 走る in the park."], "en", "de")
+    warnings = " ".join(translator.last_warnings)
+    assert len(outputs) == 3 and outputs[0].count("Hund") == limit // 5
+    assert "split into" in warnings and "truncated" in warnings and "line 3: mixed scripts" in warnings
+    code, out, err = run_main(capsys, "text", one, "--from", "en", "--to", "de", "--model", model)
+    assert code == 0 and out.strip() and "warning:" in err and "truncated" in err
+
+
+def test_evaluate_on_files(model, capsys, tmp_path):
+    src, ref = tmp_path / "src.en", tmp_path / "ref.de"
+    src.write_text("A dog runs in the park.\nThe woman eats at home.\n", encoding="utf-8")
+    ref.write_text("Ein Hund rennt im Park.\nDie Frau isst zu Hause.\n", encoding="utf-8")
+    report = tmp_path / "scores.json"
+    code, out, err = run_main(capsys, "evaluate", "--model", model, "--src", src, "--ref", ref, "--src-lang", "en",
+                              "--tgt-lang", "de", "--json", report)
+    assert code == 0, err
+    scores = json.loads(report.read_text())
+    assert scores["bleu"] > 50 and "tok:13a" in scores["bleu_signature"] and scores["sentences"] == 2
+    assert scores["sentences_per_s"] > 0 and "BLEU" in out
+    ref.write_text("Ein Hund rennt im Park.\n", encoding="utf-8")
+    code, _, err = run_main(capsys, "evaluate", "--model", model, "--src", src, "--ref", ref, "--src-lang", "en",
+                            "--tgt-lang", "de")
+    assert code == 2 and "not aligned" in err
+
+
+def test_http_service(model):
+    from fastapi.testclient import TestClient
+
+    from mlcasebook.translate.serve import create_app
+    from mlcasebook.translate.translator import Translator
+
+    client = TestClient(create_app(Translator.load(model)))
+    answer = client.post("/translate", json={"lines": ["A cat sleeps.", "", "The man plays."], "from": "en",
+                                             "to": "de"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert len(body["translations"]) == 3 and body["translations"][1] == "" and "Katze" in body["translations"][0]
+    assert body["from"] == "en" and body["to"] == "de"
+    assert client.post("/translate", json={"text": "A dog runs.", "from": "en", "to": "de"}).json()["translations"]
+    bad_code = client.post("/translate", json={"text": "A dog.", "from": "xx", "to": "de"})
+    assert bad_code.status_code == 400 and "unknown language code" in bad_code.json()["detail"]
+    assert client.post("/translate", json={"text": "a", "lines": ["b"], "from": "en", "to": "de"}).status_code == 422
+    assert client.post("/translate", json={"from": "en", "to": "de"}).status_code == 422
+    assert client.get("/health").json()["directions"] == ["en-de"]
