@@ -1,0 +1,259 @@
+"""PPO (stable-baselines3) on highway-fast, under our safety/comfort/efficiency reward or the default one.
+
+The agent sees highway-env's *kinematics* observation — the 5 nearest vehicles' presence, position
+and velocity relative to the ego, a 5 x 5 array — not pixels: the chapter's RL runs in simulation on
+the perceived state, and learning perception and control together from frames would not train in
+an hour on two cores. It picks one of highway-env's meta-actions (LANE_LEFT, IDLE, LANE_RIGHT,
+FASTER, SLOWER) once per second; the env's low-level controller steers and tracks the speed.
+
+Hyper-parameters follow highway-env's own SB3 PPO example (``scripts/sb3_highway_ppo.py``: two
+256-unit layers, 768 samples per update in batches of 64, 10 epochs, learning rate 5e-4, gamma 0.8
+— a short horizon suits a task whose dangers are a few seconds away); they were not tuned on the
+evaluation episodes. Training episodes come from env seeds below 50,000; evaluation uses seeds
+100,000 + i, which training never draws explicitly.
+
+Resumable: the model (SB3 zip) and ``state.json`` (settings, timesteps done, training time) are
+written atomically every ``checkpoint_every`` steps; ``resume=True`` continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..core.checkpoint import atomic_write_text
+from ..core.errors import CasebookError
+from ..core.progress import bar
+from .perception import make_highway
+from .rewards import RewardWeights, SafeComfortReward
+
+REWARDS = ("ours", "default")
+EVAL_SEED0 = 100_000
+TRAIN_SEED_LIMIT = 50_000
+PPO_SETTINGS = {"n_envs": 4, "n_steps": 192, "batch_size": 64, "n_epochs": 10, "learning_rate": 5e-4,
+                "gamma": 0.8, "net_arch": [256, 256]}
+
+
+def make_rl_env(reward: str = "ours", weights: RewardWeights | None = None):
+    """highway-fast with kinematics observations, under our reward (``ours``) or highway-env's (``default``)."""
+    if reward not in REWARDS:
+        raise CasebookError(f"unknown reward '{reward}'", hint=f"choose one of: {', '.join(REWARDS)}")
+    env = make_highway(render=False)
+    return SafeComfortReward(env, weights) if reward == "ours" else env
+
+
+def _paths(out: Path) -> tuple[Path, Path]:
+    return out / "model.zip", out / "state.json"
+
+
+def _save(model, out: Path, state: dict) -> None:
+    """Model first, then the state that points at it: a crash in between leaves the old pair usable."""
+    model_path, state_path = _paths(out)
+    tmp = out / ".model.tmp.zip"
+    model.save(tmp)
+    os.replace(tmp, model_path)
+    atomic_write_text(state_path, json.dumps(state, indent=2))
+
+
+def train_ppo(reward: str = "ours", timesteps: int = 20_000, out: Path | str = "ppo-highway", seed: int = 0,
+              weights: RewardWeights | None = None, resume: bool = False, checkpoint_every: int = 2_000,
+              progress: bool = True) -> dict:
+    """Train (or continue training) PPO; returns the state written to ``out/state.json``."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    if reward not in REWARDS:
+        raise CasebookError(f"unknown reward '{reward}'", hint=f"choose one of: {', '.join(REWARDS)}")
+    if timesteps < 1:
+        raise CasebookError(f"--timesteps must be positive, got {timesteps}", hint="e.g. --timesteps 20000")
+    out = Path(out)
+    model_path, state_path = _paths(out)
+    weights = weights or RewardWeights()
+    settings = {"reward": reward, "weights": weights.as_dict() if reward == "ours" else None, "seed": seed,
+                "ppo": PPO_SETTINGS, "observation": "kinematics (5 vehicles x [presence, x, y, vx, vy])",
+                "env": "highway-fast-v0"}
+    state = {"settings": settings, "timesteps_done": 0, "train_s": 0.0, "sessions": 0}
+    if resume and state_path.is_file() and model_path.is_file():
+        state = json.loads(state_path.read_text())
+        if state["settings"] != settings:
+            raise CasebookError(f"{out} holds a run with other settings ({state['settings']['reward']} reward)",
+                                hint="rerun with the same options, or use another --out")
+    elif state_path.is_file() and not resume:
+        raise CasebookError(f"{out} already holds a PPO run", hint="pass --resume to continue it, or another --out")
+    state["timesteps_target"] = timesteps
+    remaining = timesteps - state["timesteps_done"]
+    if remaining <= 0:
+        return state
+    # each session draws training episodes from its own seeds, all below the held-out ranges
+    env_seed = seed * 1_000 + state["sessions"] * PPO_SETTINGS["n_envs"]
+    if env_seed + PPO_SETTINGS["n_envs"] > TRAIN_SEED_LIMIT:
+        raise CasebookError("training seeds would reach the held-out range", hint="use a smaller --seed")
+    vec_env = make_vec_env(lambda: make_rl_env(reward, weights), n_envs=PPO_SETTINGS["n_envs"], seed=env_seed)
+    torch.manual_seed(seed)
+    if state["timesteps_done"]:
+        model = PPO.load(model_path, env=vec_env, device="cpu")
+    else:
+        model = PPO("MlpPolicy", vec_env, n_steps=PPO_SETTINGS["n_steps"], batch_size=PPO_SETTINGS["batch_size"],
+                    n_epochs=PPO_SETTINGS["n_epochs"], learning_rate=PPO_SETTINGS["learning_rate"],
+                    gamma=PPO_SETTINGS["gamma"], policy_kwargs={"net_arch": PPO_SETTINGS["net_arch"]},
+                    seed=seed, device="cpu", verbose=0)
+    out.mkdir(parents=True, exist_ok=True)
+
+    class Checkpoints(BaseCallback):
+        """Advance the bar, and checkpoint every ``checkpoint_every`` steps."""
+
+        def __init__(self, advance):
+            super().__init__()
+            self.advance, self.began, self.last_saved = advance, time.perf_counter(), state["timesteps_done"]
+            self.base_done, self.base_time = state["timesteps_done"], state["train_s"]
+
+        def snapshot(self) -> None:
+            state["timesteps_done"] = self.base_done + self.num_timesteps_in_session
+            state["train_s"] = round(self.base_time + time.perf_counter() - self.began, 1)
+            _save(self.model, out, state)
+            self.last_saved = state["timesteps_done"]
+
+        @property
+        def num_timesteps_in_session(self) -> int:
+            return self.model.num_timesteps - start_timesteps
+
+        def _on_step(self) -> bool:
+            self.advance(self.training_env.num_envs)
+            if self.base_done + self.num_timesteps_in_session - self.last_saved >= checkpoint_every:
+                self.snapshot()
+            return True
+
+    start_timesteps = model.num_timesteps
+    state["sessions"] += 1
+    with bar(remaining, f"PPO ({reward} reward)", disable=not progress) as advance:
+        callback = Checkpoints(advance)
+        model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False)
+        callback.snapshot()
+    vec_env.close()
+    return state
+
+
+class PPOAgent:
+    """A trained policy: ``act(obs)`` → a meta-action (deterministic)."""
+
+    def __init__(self, model, state: dict):
+        self.model, self.state = model, state
+
+    def act(self, obs) -> int:
+        action, _ = self.model.predict(obs, deterministic=True)
+        return int(action)
+
+
+def load_ppo_agent(path: Path | str) -> PPOAgent:
+    """Load ``out`` of ``train_ppo`` (the folder, or its model.zip)."""
+    from stable_baselines3 import PPO
+
+    path = Path(path)
+    folder = path if path.suffix != ".zip" else path.parent
+    model_path, state_path = _paths(folder)
+    if not model_path.is_file():
+        raise CasebookError(f"no PPO checkpoint at {path} (expected {model_path})",
+                            hint="train one with `mlcasebook drive ppo-train --out PATH`, then pass that PATH")
+    try:
+        model = PPO.load(model_path, device="cpu")
+    except Exception as exc:  # SB3 raises several types for foreign or truncated zips
+        raise CasebookError(f"not a PPO checkpoint: {model_path} ({exc.__class__.__name__})",
+                            hint="retrain it with `mlcasebook drive ppo-train`") from exc
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    return PPOAgent(model, state)
+
+
+class IDMStandIn:
+    """highway-env's own IDM + MOBIL driver in the ego's seat: a stand-in for the case's highway expert.
+
+    On reset the ego becomes an ``IDMVehicle`` (target speed ``target_speed``) that ignores the
+    actions sent to it; it accelerates, follows and changes lanes by IDM and MOBIL."""
+
+    reads_state = True
+
+    def __init__(self, target_speed: float = 30.0):
+        self.target_speed = target_speed
+
+    def reset(self, env) -> None:
+        from highway_env.vehicle.behavior import IDMVehicle
+
+        base = env.unwrapped
+        ego = base.vehicle
+        idm = IDMVehicle.create_from(ego)
+        idm.target_speed = self.target_speed
+        base.road.vehicles[base.road.vehicles.index(ego)] = idm
+        base.controlled_vehicles = [idm]
+        base.action_type.controlled_vehicle = idm
+
+    def act(self, env, obs) -> int:
+        return 1  # IDLE: the IDM vehicle decides on its own
+
+
+def _forward_speed(vehicle) -> float:
+    return float(vehicle.speed * math.cos(vehicle.heading))
+
+
+def evaluate_highway(agent, episodes: int = 100, seeds: list[int] | None = None,
+                     weights: RewardWeights | None = None, progress: bool = True) -> dict:
+    """Drive ``episodes`` episodes on highway-fast (seeds 100,000 + i unless given).
+
+    Collision rate: share of episodes that end in a crash. Speeds: the ego's forward speed at every
+    policy step (1 Hz); mean |jerk|: |second difference of that speed trace| / dt², pooled over
+    steps. Returns under both rewards: the default (``return_default``) and ours (``return_ours``).
+    ``agent`` has ``act(obs)``, or ``act(env, obs)`` when it sets ``reads_state`` (an expert);
+    an optional ``reset(env)`` is called after each env reset."""
+    seeds = list(seeds) if seeds is not None else [EVAL_SEED0 + i for i in range(episodes)]
+    if len(seeds) != episodes:
+        raise CasebookError(f"{episodes} episodes but {len(seeds)} seeds", hint="give one seed per episode")
+    if any(s < EVAL_SEED0 for s in seeds):
+        raise CasebookError("evaluation seeds must be >= 100000 (lower seeds are training or detector data)",
+                            hint="leave --seeds out to use 100000 + i")
+    env = SafeComfortReward(make_highway(render=False), weights)
+    dt = env.dt
+    crashes, speeds, jerks, returns_default, returns_ours, lengths = [], [], [], [], [], []
+    reads_state = getattr(agent, "reads_state", False)
+    with bar(episodes, "evaluation episodes", disable=not progress) as advance:
+        for seed in seeds:
+            obs, _ = env.reset(seed=seed)
+            if hasattr(agent, "reset"):
+                agent.reset(env)
+                obs = env.unwrapped.observation_type.observe()
+                env.reset_trace()
+            trace = [_forward_speed(env.unwrapped.vehicle)]
+            ours = default = 0.0
+            done = False
+            while not done:
+                action = agent.act(env, obs) if reads_state else agent.act(obs)
+                obs, reward, terminated, truncated, info = env.step(action)
+                trace.append(_forward_speed(env.unwrapped.vehicle))
+                ours += reward
+                default += info["default_reward"]
+                done = terminated or truncated
+            crashes.append(bool(env.unwrapped.vehicle.crashed))
+            trace = np.asarray(trace)
+            speeds.append(trace[1:])
+            jerks.append(np.abs(np.diff(trace, n=2)) / dt ** 2)
+            returns_default.append(default)
+            returns_ours.append(ours)
+            lengths.append(len(trace) - 1)
+            advance(1)
+    env.close()
+    crash_rate = float(np.mean(crashes))
+    # Wilson 95 % interval: with 100 episodes and few crashes the normal approximation is useless
+    n, z = len(crashes), 1.96
+    centre = (crash_rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(crash_rate * (1 - crash_rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {"episodes": n, "seeds": f"{seeds[0]}..{seeds[-1]}" if n else "", "collision_rate": crash_rate,
+            "collision_rate_95ci": [round(max(centre - half, 0.0), 4), round(min(centre + half, 1.0), 4)],
+            "mean_speed": float(np.mean(np.concatenate(speeds))),
+            "mean_abs_jerk": float(np.mean(np.concatenate(jerks))) if any(len(j) for j in jerks) else 0.0,
+            "return_default": float(np.mean(returns_default)), "return_ours": float(np.mean(returns_ours)),
+            "mean_steps": float(np.mean(lengths)), "weights": asdict(env.weights)}
