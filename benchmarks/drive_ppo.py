@@ -1,0 +1,128 @@
+"""PPO on highway-fast under our safety/comfort/efficiency reward vs highway-env's default reward vs an expert.
+
+Trains (or resumes, from ``--runs-dir``) one PPO agent per reward with the same settings and seed
+(``mlcasebook.drive.rl.PPO_SETTINGS``), on kinematics observations (the state, not pixels), from
+training seeds < 50,000; then drives every agent on the same evaluation episodes, seeds
+100,000 + i, and reports collision rate (with a Wilson 95 % interval), mean forward speed, mean
+|jerk| (second difference of the 1 Hz speed trace) and mean return under both rewards.
+
+The expert is the case's highway expert (``drive.experts.HighwayExpert``) when that module has
+it, else highway-env's own IDM + MOBIL driver in the ego's seat (``rl.IDMStandIn``, target 30 m/s);
+the JSON says which.
+
+Each phase is its own locked run (so none holds the lock for long); results accumulate in the JSON:
+
+    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py --train ours
+    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py --train default
+    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py \
+        --evaluate ours default expert --episodes 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from common import print_table, save
+from mlcasebook.core.sources import cache_dir
+from mlcasebook.drive.rl import IDMStandIn, evaluate_highway, load_ppo_agent, train_ppo
+
+TARGET = {"collision_rate_below": 0.02, "mean_speed_at_least": 25.0, "episodes": 100}
+
+
+class ExpertAdapter:
+    """The case's highway expert behind ``evaluate_highway``'s agent interface (it reads the state)."""
+
+    reads_state = True
+
+    def __init__(self, expert):
+        self.expert = expert
+
+    def reset(self, env) -> None:
+        if hasattr(self.expert, "reset"):
+            takes_env = len(inspect.signature(self.expert.reset).parameters) > 0
+            self.expert.reset(env) if takes_env else self.expert.reset()
+
+    def act(self, env, obs):
+        return self.expert.act(env, obs)
+
+
+def expert_agent() -> tuple[object, str]:
+    try:
+        from mlcasebook.drive.experts import HighwayExpert
+    except ImportError:
+        return IDMStandIn(target_speed=30.0), ("stand-in: highway-env's IDMVehicle + MOBIL in the ego's seat, "
+                                               "target speed 30 m/s (drive.experts.HighwayExpert not available)")
+    return ExpertAdapter(HighwayExpert()), "drive.experts.HighwayExpert (lane keeping + car following)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", nargs="*", default=[], choices=["ours", "default"])
+    parser.add_argument("--evaluate", nargs="*", default=[], choices=["ours", "default", "expert"])
+    parser.add_argument("--timesteps", type=int, default=6_144, help="per agent (a multiple of 768 = one update)")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs-dir", type=Path, default=None, help="default: <cache>/drive/ppo")
+    parser.add_argument("--note", default="1 torch thread on a shared 2-core CPU box (other jobs running)")
+    parser.add_argument("--out", type=Path, default=Path("docs/results/drive_ppo.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    runs = args.runs_dir or cache_dir() / "drive" / "ppo"
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    training = {row["reward"]: row for row in previous.get("training", [])}
+    agents = {row["agent"]: row for row in previous.get("agents", [])}
+    settings = previous.get("settings", {}) | {
+        "command": "see the docstring of benchmarks/drive_ppo.py (one locked run per phase)",
+        "env": "highway-fast-v0 (3 lanes, 20 vehicles, 30 s episodes, 1 decision/s), kinematics observation",
+        "train_seeds": f"PPO env seeds {args.seed * 1000}+ (< 50,000)", "seed": args.seed,
+        "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "target": TARGET, "note": args.note}
+
+    def write() -> None:
+        tables = {"training": pd.DataFrame(list(training.values())), "agents": pd.DataFrame(list(agents.values()))}
+        for name, table in tables.items():
+            if len(table):
+                print_table(table, f"drive PPO: {name}")
+        save(args.out, settings, tables)
+
+    for reward in args.train:
+        began = time.perf_counter()
+        state = train_ppo(reward=reward, timesteps=args.timesteps, out=runs / reward, seed=args.seed, resume=True)
+        training[reward] = {"reward": reward, "timesteps": state["timesteps_done"], "train_s": state["train_s"],
+                            "sessions": state["sessions"], "wall_s_this_run": round(time.perf_counter() - began, 1),
+                            "steps_per_s": round(state["timesteps_done"] / max(state["train_s"], 1e-9), 2),
+                            "weights": state["settings"]["weights"], "ppo": state["settings"]["ppo"]}
+        write()
+    for name in args.evaluate:
+        if name == "expert":
+            agent, description = expert_agent()
+        else:
+            agent, description = load_ppo_agent(runs / name), f"PPO trained on the {name} reward"
+        began = time.perf_counter()
+        figures = evaluate_highway(agent, episodes=args.episodes)
+        agents[name] = {"agent": name, "description": description,
+                        "collision_rate": round(figures["collision_rate"], 4),
+                        "collision_rate_95ci": figures["collision_rate_95ci"],
+                        "mean_speed": round(figures["mean_speed"], 2),
+                        "mean_abs_jerk": round(figures["mean_abs_jerk"], 3),
+                        "return_default": round(figures["return_default"], 2),
+                        "return_ours": round(figures["return_ours"], 2), "mean_steps": round(figures["mean_steps"], 1),
+                        "episodes": figures["episodes"], "seeds": figures["seeds"],
+                        "timesteps": training.get(name, {}).get("timesteps"),
+                        "meets_target": bool(figures["collision_rate"] < TARGET["collision_rate_below"]
+                                             and figures["mean_speed"] >= TARGET["mean_speed_at_least"]
+                                             and figures["episodes"] >= TARGET["episodes"]),
+                        "eval_s": round(time.perf_counter() - began, 1)}
+        write()
+
+
+if __name__ == "__main__":
+    main()
