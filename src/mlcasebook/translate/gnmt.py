@@ -113,17 +113,22 @@ class GNMT(nn.Module):
             x = out + x if index >= 1 else out  # decoder layer 3 on is residual
         return x, new_state
 
-    def _logits(self, top: Tensor) -> Tensor:
+    def logits(self, top: Tensor) -> Tensor:
+        """Output scores of top-layer states [..., d] (the trainer projects only real target positions)."""
         return F.linear(self.drop(top), self.tgt_embedding.weight)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        return self.logits(self.features(src_ids, src_mask, tgt_in))
+
+    def features(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Top decoder states [N, T, d] under teacher forcing (``logits`` turns them into scores)."""
         memory = self._encode(src_ids, src_mask)
         keys = self.attention.project_keys(memory)
         bottom, _ = self.decoder_bottom(self.drop(self.tgt_embedding(tgt_in)))
         context, _ = self.attention(bottom, keys, memory, src_mask)
         top, _ = self._upper(bottom, context, None)
-        return self._logits(top)
+        return top
 
     # ---- incremental decoding (beam.IncrementalDecoder) -------------------------------------
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tree:
@@ -141,4 +146,4 @@ class GNMT(nn.Module):
         context, weights = self.attention(bottom, memory["keys"], memory["memory"], memory["mask"])
         top, new_state = self._upper(bottom, context, state)
         new_state["h0"], new_state["c0"] = h.squeeze(0), c.squeeze(0)
-        return self._logits(top[:, -1]).log_softmax(dim=-1), weights[:, -1], new_state
+        return self.logits(top[:, -1]).log_softmax(dim=-1), weights[:, -1], new_state

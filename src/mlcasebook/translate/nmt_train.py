@@ -66,11 +66,13 @@ class NMTConfig:
     heads: int = 4  # Transformer only
     enc_layers: int = 3
     dec_layers: int = 3
-    dropout: float = 0.1
+    dropout: float = 0.2  # embeddings, residual branches (Transformer) / between layers (GNMT)
+    attention_dropout: float = 0.0  # Transformer only
+    activation_dropout: float = 0.0  # Transformer only: on the feed-forward ReLU
     attention: str = "additive"  # GNMT only: additive (Bahdanau, GNMT's) or dot
     share_embeddings: bool = True  # one matrix for source, target, output (joint vocabulary only)
     lr: float = 1e-3  # peak learning rate
-    warmup: int = 1000  # steps of linear warm-up, then ∝ 1/√step
+    warmup: int = 500  # steps of linear warm-up, then ∝ 1/√step
     batch_tokens: int = 4096  # padded source-or-target tokens per batch
     label_smoothing: float = 0.1
     clip_norm: float = 1.0  # 0 = no clipping
@@ -104,7 +106,8 @@ def build_model(config: NMTConfig, vocab: dict[str, Any]) -> nn.Module:
                   eos_id=vocab["eos_id"], d_model=config.d_model, enc_layers=config.enc_layers,
                   dec_layers=config.dec_layers, dropout=config.dropout, share_embeddings=share)
     if config.arch == "transformer":
-        return Transformer(**common, heads=config.heads, ff_dim=config.ff_dim)
+        return Transformer(**common, heads=config.heads, ff_dim=config.ff_dim,
+                           attention_dropout=config.attention_dropout, activation_dropout=config.activation_dropout)
     if config.arch == "gnmt":
         return GNMT(**common, attention=config.attention)
     raise CasebookError(f"unknown NMT architecture {config.arch!r}", hint=f"choose one of {', '.join(ARCHS)}")
@@ -224,6 +227,14 @@ def load_nmt(path: Path | str) -> tuple[nn.Module, NMTConfig, dict[str, Any]]:
 # ---- evaluation ----------------------------------------------------------------------------
 
 
+def _loss(model: nn.Module, batch: dict[str, torch.Tensor], pad_id: int, label_smoothing: float) -> torch.Tensor:
+    """Mean (label-smoothed) cross entropy per real target token. Only real positions go through
+    the output projection and softmax — the largest matrix product of a step, ~15 % padding saved."""
+    features = model.features(batch["src"], batch["src_mask"], batch["tgt_in"])
+    real = batch["tgt_out"] != pad_id
+    return F.cross_entropy(model.logits(features[real]), batch["tgt_out"][real], label_smoothing=label_smoothing)
+
+
 @torch.inference_mode()
 def dev_loss(model: nn.Module, pairs: Sequence[Pair], vocab: dict[str, Any], batch_tokens: int) -> dict[str, float]:
     """Token-level NLL (no label smoothing) and perplexity of the references."""
@@ -232,10 +243,9 @@ def dev_loss(model: nn.Module, pairs: Sequence[Pair], vocab: dict[str, Any], bat
     total, count = 0.0, 0
     for index in token_batches(_pair_lengths(pairs), batch_tokens, None):
         batch = make_batch(pairs, index, vocab)
-        logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
-        total += F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=vocab["pad_id"],
-                                 reduction="sum").item()
-        count += int((batch["tgt_out"] != vocab["pad_id"]).sum())
+        real = batch["tgt_out"] != vocab["pad_id"]
+        total += _loss(model, batch, vocab["pad_id"], 0.0).item() * int(real.sum())
+        count += int(real.sum())
     model.train(was_training)
     nll = total / max(count, 1)
     return {"dev_nll": nll, "dev_ppl": math.exp(min(nll, 50.0))}
@@ -349,9 +359,7 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
                 batch = make_batch(kept, batches[run["batch_in_epoch"]], vocab)
                 for group in optimizer.param_groups:
                     group["lr"] = inverse_sqrt_lr(run["step"] + 1, config.lr, config.warmup)
-                logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
-                loss = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=vocab["pad_id"],
-                                       label_smoothing=config.label_smoothing)
+                loss = _loss(model, batch, vocab["pad_id"], config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm > 0:

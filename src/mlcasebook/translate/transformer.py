@@ -4,6 +4,8 @@
   train stably without the long warm-up post-norm needs, which matters on small data and short
   runs (Xiong et al. 2020; fairseq's ``--encoder-normalize-before``).
 - Sinusoidal positions (no parameters, any length), embeddings scaled by √d.
+- Dropout on the embeddings and every residual branch; attention and ReLU dropout default to 0
+  (fairseq's defaults: on a CPU the random masks of those big tensors cost ~10 % of a step).
 - ``share_embeddings``: one matrix for source, target and output projection when the
   vocabulary is joint (a SentencePiece model over both languages, as the multilingual model
   has); otherwise the target embedding and the output projection are still tied (Press & Wolf).
@@ -83,16 +85,17 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, d_model: int, ff_dim: int, dropout: float):
+    def __init__(self, d_model: int, ff_dim: int, dropout: float):  # dropout on the ReLU output
         super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float):
+    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float):
         super().__init__()
         self.norm_attention, self.norm_ff = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attention = Attention(d_model, heads, dropout)
-        self.ff = FeedForward(d_model, ff_dim, dropout)
+        self.attention = Attention(d_model, heads, attention_dropout)
+        self.ff = FeedForward(d_model, ff_dim, activation_dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -102,12 +105,13 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float):
+    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float, attention_dropout: float,
+                 activation_dropout: float):
         super().__init__()
         self.norm_self, self.norm_cross, self.norm_ff = (nn.LayerNorm(d_model) for _ in range(3))
-        self.self_attention = Attention(d_model, heads, dropout)
-        self.cross_attention = Attention(d_model, heads, dropout)
-        self.ff = FeedForward(d_model, ff_dim, dropout)
+        self.self_attention = Attention(d_model, heads, attention_dropout)
+        self.cross_attention = Attention(d_model, heads, attention_dropout)
+        self.ff = FeedForward(d_model, ff_dim, activation_dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, self_keys: Tensor, self_values: Tensor, cross_keys: Tensor, cross_values: Tensor,
@@ -127,7 +131,8 @@ class Transformer(nn.Module):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  d_model: int = 256, heads: int = 4, ff_dim: int = 1024, enc_layers: int = 3, dec_layers: int = 3,
-                 dropout: float = 0.1, share_embeddings: bool = True):
+                 dropout: float = 0.1, share_embeddings: bool = True, attention_dropout: float = 0.0,
+                 activation_dropout: float = 0.0):
         super().__init__()
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError("share_embeddings needs one joint vocabulary (source and target sizes differ)")
@@ -141,8 +146,9 @@ class Transformer(nn.Module):
             nn.init.normal_(embedding.weight, mean=0.0, std=d_model ** -0.5)
             with torch.no_grad():
                 embedding.weight[pad_id].zero_()
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, ff_dim, dropout) for _ in range(enc_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, ff_dim, dropout) for _ in range(dec_layers))
+        drops = (dropout, attention_dropout, activation_dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, ff_dim, *drops) for _ in range(enc_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, ff_dim, *drops) for _ in range(dec_layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
         self._positions = sinusoids(256, d_model)
@@ -155,7 +161,8 @@ class Transformer(nn.Module):
         positions = self._positions[start:end].to(ids.device)
         return self.drop(embedding(ids) * math.sqrt(self.d_model) + positions)
 
-    def _logits(self, hidden: Tensor) -> Tensor:
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Output scores of decoder features [..., d] (the trainer projects only real target positions)."""
         return F.linear(self.decoder_norm(hidden), self.tgt_embedding.weight)
 
     def _encode(self, src_ids: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -167,13 +174,17 @@ class Transformer(nn.Module):
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        return self.logits(self.features(src_ids, src_mask, tgt_in))
+
+    def features(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        """Top decoder states [N, T, d] under teacher forcing (``logits`` turns them into scores)."""
         memory, mask = self._encode(src_ids, src_mask)
         x = self._embed(self.tgt_embedding, tgt_in)
         for layer in self.decoder:
             normed = layer.norm_self(x)  # keys/values of the (normed) target come from the same layer
             x, _ = layer(x, *layer.self_attention.keys_values(normed), *layer.cross_attention.keys_values(memory),
                          mask=mask, causal=True)
-        return self._logits(x)
+        return x
 
     # ---- incremental decoding (beam.IncrementalDecoder) -------------------------------------
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tree:
@@ -203,7 +214,7 @@ class Transformer(nn.Module):
             x, layer_weights = layer(x, keys, values, memory[f"cross_k{index}"], memory[f"cross_v{index}"],
                                      mask=mask, causal=False, need_weights=last)
             weights = layer_weights if last else weights
-        log_probs = self._logits(x[:, -1]).log_softmax(dim=-1)
+        log_probs = self.logits(x[:, -1]).log_softmax(dim=-1)
         return log_probs, None if weights is None else weights[:, -1], new_state
 
 
