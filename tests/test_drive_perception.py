@@ -107,3 +107,63 @@ def test_mean_average_precision_by_hand():
     assert mean_average_precision(gt, [np.ones(2), np.ones(1)], gt) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         mean_average_precision(preds, scores, gt[:1])
+
+
+# ---- the detector -------------------------------------------------------------------------------
+
+
+def test_one_training_step_lowers_the_loss(scene):
+    torch = pytest.importorskip("torch")
+    from mlcasebook.drive.detector import CenterNet, DetectorConfig, train_step
+
+    env, _, frame = scene
+    boxes, _ = vehicle_boxes(env)
+    config = DetectorConfig(width=16)
+    torch.manual_seed(0)
+    module = CenterNet(config.width)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    frames, targets = np.stack([frame, frame[:, ::-1]]), [boxes, np.stack([600 - boxes[:, 2], boxes[:, 1],
+                                                                           600 - boxes[:, 0], boxes[:, 3]], 1)]
+    before, parts = train_step(module, optimizer, frames, targets, config)
+    after, _ = train_step(module, optimizer, frames, targets, config)
+    assert np.isfinite(before) and set(parts) == {"heat", "size", "offset"}
+    assert after < before
+
+
+def test_decode_turns_a_peak_into_its_box():
+    torch = pytest.importorskip("torch")
+    from mlcasebook.drive.detector import decode
+
+    heat = torch.full((1, 1, 19, 75), -9.0)
+    heat[0, 0, 9, 20] = 3.0  # one confident peak …
+    heat[0, 0, 9, 21] = 2.0  # … and a weaker neighbour that max-pool NMS must drop
+    size = torch.zeros(1, 2, 19, 75)
+    size[0, :, 9, 20] = torch.tensor([27.5 / 8, 11 / 8])
+    offset = torch.zeros(1, 2, 19, 75)
+    offset[0, :, 9, 20] = torch.tensor([0.5, 0.25])
+    (found,) = decode({"heat": heat, "size": size, "offset": offset}, cell_px=8.0, score_floor=0.05,
+                      max_detections=10, frame_size=(150, 600))
+    assert found.shape == (1, 5)
+    centre = ((20 + 0.5) * 8, (9 + 0.25) * 8)
+    np.testing.assert_allclose(found[0, :4], [centre[0] - 13.75, centre[1] - 5.5, centre[0] + 13.75, centre[1] + 5.5],
+                               atol=1e-4)
+    assert found[0, 4] == pytest.approx(1 / (1 + np.exp(-3.0)), rel=1e-5)
+
+
+def test_detector_checkpoint_round_trip(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from mlcasebook.core.errors import CasebookError
+    from mlcasebook.drive.detector import DetectorConfig, load_detector, train_detector
+
+    monkeypatch.setenv("MLCASEBOOK_CACHE", str(tmp_path / "cache"))
+    config = DetectorConfig(frames=8, frames_per_seed=4, epochs=1, batch_size=4, width=8)
+    record = train_detector(tmp_path / "det.pt", config, progress=False)
+    assert record == {"epochs_done": 1, "train_s": record["train_s"], "frames": 8}
+    detector = load_detector(tmp_path / "det.pt")
+    detections = detector.detect(np.full((150, 600, 3), 100, np.uint8))
+    assert all(len(d) == 5 and 0 <= d[0] <= d[2] <= 600 and 0 <= d[1] <= d[3] <= 150 for d in detections)
+    with pytest.raises(CasebookError, match="not a detector"):
+        from mlcasebook.core.checkpoint import save_checkpoint
+
+        save_checkpoint(tmp_path / "other.pt", {"w": np.zeros(2)}, {"kind": "something-else"})
+        load_detector(tmp_path / "other.pt")
