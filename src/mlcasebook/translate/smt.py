@@ -102,7 +102,7 @@ def _lexical_weight(src: tuple[int, ...], tgt: tuple[int, ...], links: tuple[tup
     return value
 
 
-@dataclass
+@dataclass(eq=False, slots=True)  # identity hash: hypotheses are graph nodes
 class _Hypothesis:
     score: float
     estimate: float  # score + future cost of what is still uncovered
@@ -129,7 +129,7 @@ class PhraseBasedSMT:
     through to the output unchanged."""
 
     def __init__(self, max_phrase_len: int = 5, lm_order: int = 4, distortion_limit: int = 6, beam_size: int = 50,
-                 beam_threshold: float = 5.0, max_translations: int = 10, alignment_model: int = 2,
+                 beam_threshold: float = 3.0, max_translations: int = 10, alignment_model: int = 2,
                  alignment_iterations: int = 5, weights: dict[str, float] | None = None):
         self.max_phrase_len = max_phrase_len
         self.lm_order = lm_order
@@ -304,6 +304,9 @@ class PhraseBasedSMT:
                 drop = ((), (), weights["phrase_count"], -1)
                 options[(start, start + 1)] = [copy] if ids[start] < 0 else [drop, copy]
 
+        for candidates in options.values():  # best first, for the early break below
+            candidates.sort(key=lambda option: -option[2])
+
         def lm_score(state: tuple[int, ...], words: tuple[int, ...]) -> tuple[float, tuple[int, ...]]:
             total = 0.0
             for word in words:
@@ -347,6 +350,7 @@ class PhraseBasedSMT:
         lm_cache: dict[tuple, tuple[float, tuple[int, ...]]] = {}
         eos = 2  # the LM's </s> id
         best_estimate = [-math.inf] * (n + 1)  # per stack, for threshold pruning on the fly
+        keep_all = n_best > 0
         threshold = self.beam_threshold
         for covered_count in range(n):
             stack = self._prune(stacks[covered_count])
@@ -370,7 +374,10 @@ class PhraseBasedSMT:
                     target_count = covered_count + end - start
                     stack_for = stacks[target_count]
                     base = hyp.score - w_dist * jump
+                    floor = best_estimate[target_count] - threshold - rest - base
                     for target, words, table_score, row in options[(start, end)]:
+                        if table_score < floor:
+                            break  # LM log-probs are <= 0: no later (worse) option can pass either
                         key = (hyp.lm_state, words)
                         hit = lm_cache.get(key)
                         if hit is None:
@@ -383,7 +390,9 @@ class PhraseBasedSMT:
                         estimate = score + rest
                         if estimate < best_estimate[target_count] - threshold:
                             continue
-                        recombine = (coverage, end, state)
+                        # an n-best list needs the final stack unrecombined: every finished
+                        # hypothesis ends in the same LM state after </s>
+                        recombine = (coverage, end, state) if not (keep_all and coverage == full) else (hyp, target)
                         old = stack_for.get(recombine)
                         if old is not None and old.score >= score:
                             continue
@@ -452,36 +461,48 @@ class PhraseBasedSMT:
         """Tune the feature weights for BLEU on a tuning set (carve it from TRAIN, never from the
         set you report). MERT's outer loop: decode n-best lists with the current weights, pool
         them with earlier rounds, find the weights that maximise corpus BLEU of the pooled lists
-        by coordinate ascent from the current point and ``restarts`` random ones, repeat."""
+        by coordinate ascent from the current point and ``restarts`` random ones, decode again.
+        ``iterations`` decodes in all; the weights whose real 1-best BLEU was highest are kept
+        (a round can overshoot: the pooled lists only approximate what the decoder will do)."""
         self._check_fitted()
         if len(src_sentences) != len(ref_sentences) or not src_sentences:
             raise DataError("tuning needs as many reference sentences as source sentences (and at least one)")
         rng = np.random.default_rng(seed)
+        references = [list(r) for r in ref_sentences]
         pools: list[dict[tuple[str, ...], np.ndarray]] = [dict() for _ in src_sentences]
-        history = []
+        # phrase/word counts may take either sign; the log-probability features and distortion
+        # (a cost) only make sense with non-negative weights
+        lower = np.array([-np.inf if f in ("phrase_count", "word_count") else 0.0 for f in FEATURES])
+        history, best_real = [], (-1.0, dict(self.weights))
         for round_index in range(iterations):
-            for pool, src in zip(pools, track(list(src_sentences), f"tuning round {round_index + 1}: n-best",
-                                               disable=not progress), strict=False):
-                for words, features in self.n_best(src, n_best):
+            one_best = np.zeros(10)
+            for pool, src, ref in zip(pools, track(list(src_sentences), f"tuning decode {round_index + 1}/{iterations}",
+                                                   disable=not progress), references, strict=True):
+                hypotheses = self.n_best(src, n_best)
+                one_best += _ngram_stats(tuple(hypotheses[0][0]), ref)
+                for words, features in hypotheses:
                     pool.setdefault(tuple(words), features)
-            features, stats, offsets = _pooled(pools, ref_sentences)
+            real = _corpus_bleu(one_best)
+            record = {"round": round_index + 1, "bleu_1best": real, "weights": dict(self.weights)}
+            if real > best_real[0]:
+                best_real = (real, dict(self.weights))
+            if round_index == iterations - 1:
+                history.append(record)
+                break
+            features, stats, offsets = _pooled(pools, references)
             current = np.array([self.weights[f] for f in FEATURES])
-            current_bleu = _bleu_of(current, features, stats, offsets)
-            best, best_bleu = current, current_bleu
-            starts = [current] + [current * rng.uniform(0.2, 2.0, current.size) * rng.choice([1, -1], current.size,
-                                                                                             p=[0.9, 0.1])
+            best, best_bleu = current, _bleu_of(current, features, stats, offsets)
+            starts = [current] + [np.maximum(current * rng.uniform(0.2, 2.0, current.size), lower)
                                   for _ in range(restarts)]
             for start in starts:
-                point, value = _coordinate_ascent(start, features, stats, offsets)
+                point, value = _coordinate_ascent(start, features, stats, offsets, lower)
                 if value > best_bleu + 1e-9:
                     best, best_bleu = point, value
-            history.append({"round": round_index + 1, "bleu_before": current_bleu, "bleu_after": best_bleu,
-                            "pool": int(offsets[-1])})
+            history.append(record | {"pooled_bleu_after": best_bleu, "pool_size": int(offsets[-1])})
             # keep the scale of the weights (the decoder's threshold pruning depends on it)
             best = best * (np.abs(current).sum() / max(np.abs(best).sum(), 1e-12))
-            self.weights = {f: float(v) for f, v in zip(FEATURES, best, strict=False)}
-            if best_bleu <= current_bleu + 1e-9:
-                break
+            self.weights = {f: float(v) for f, v in zip(FEATURES, best, strict=True)}
+        self.weights = best_real[1]
         self.tuning_history_ = history
         return dict(self.weights)
 
@@ -582,8 +603,10 @@ def _bleu_of(weights: np.ndarray, features: np.ndarray, stats: np.ndarray, offse
     return _corpus_bleu(stats[chosen].sum(axis=0))
 
 
-def _coordinate_ascent(start: np.ndarray, features, stats, offsets, sweeps: int = 4) -> tuple[np.ndarray, float]:
-    """Line search along each weight in turn over a grid of values; stop when a sweep gains nothing."""
+def _coordinate_ascent(start: np.ndarray, features, stats, offsets, lower: np.ndarray | None = None,
+                       sweeps: int = 4) -> tuple[np.ndarray, float]:
+    """Line search along each weight in turn over a grid of values (none below ``lower``); stop
+    when a sweep gains nothing."""
     point, value = start.copy(), _bleu_of(start, features, stats, offsets)
     grid = np.concatenate([-np.geomspace(2.0, 0.01, 12), [0.0], np.geomspace(0.01, 2.0, 12)])
     for _ in range(sweeps):
@@ -591,6 +614,8 @@ def _coordinate_ascent(start: np.ndarray, features, stats, offsets, sweeps: int 
         for k in range(point.size):
             scale = max(abs(point[k]), np.abs(point).mean())
             for candidate in point[k] + scale * grid:
+                if lower is not None and candidate < lower[k]:
+                    continue
                 trial = point.copy()
                 trial[k] = candidate
                 trial_value = _bleu_of(trial, features, stats, offsets)
