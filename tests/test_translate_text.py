@@ -36,6 +36,8 @@ def test_tokenize_examples():
                                                                     "arrive", "first", "."]
     assert tokenize("私はテニス部員です。", "ja") == ["私", "は", "テニス", "部員", "です", "。"]
     assert tokenize("   ", "de") == [] and detokenize([], "fr") == ""
+    japanese = "私はNew Yorkが好きです。"
+    assert tokenize(japanese, "ja")[2:4] == ["New", "York"] and detokenize(tokenize(japanese, "ja"), "ja") == japanese
     # no HTML escaping: & and quotes stay themselves
     assert "&" in tokenize("salt & pepper", "en") and "&amp;" not in tokenize("salt & pepper", "en")
 

@@ -159,7 +159,7 @@ class KneserNeyLM:
         key = (state, word_id)
         hit = self._cache.get(key)
         if hit is None:
-            if len(self._cache) > 2_000_000:
+            if len(self._cache) > 500_000:  # bounded: a long-running server stays small
                 self._cache.clear()
             hit = (self._score(word_id, state), self.minimal_state(state + (word_id,)))
             self._cache[key] = hit

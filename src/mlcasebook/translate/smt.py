@@ -376,7 +376,7 @@ class PhraseBasedSMT:
                     base = hyp.score - w_dist * jump
                     floor = best_estimate[target_count] - threshold - rest - base
                     for target, words, table_score, row in options[(start, end)]:
-                        if table_score < floor:
+                        if table_score < floor and w_lm >= 0:
                             break  # LM log-probs are <= 0: no later (worse) option can pass either
                         key = (hyp.lm_state, words)
                         hit = lm_cache.get(key)

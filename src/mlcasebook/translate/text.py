@@ -64,11 +64,22 @@ def tokenize(text: str, lang: str) -> list[str]:
 
 
 def detokenize(tokens: list[str], lang: str) -> str:
-    """Join word tokens back into text: Japanese without spaces, others with Moses' rules."""
+    """Join word tokens back into text: Japanese without spaces (but "New York" keeps its space),
+    others with Moses' rules."""
     lang = check_language(lang)
     if lang == "ja":
-        return "".join(tokens)
+        # no spaces, except between two Latin/digit tokens ("New York"), as the corpus loader does
+        out: list[str] = []
+        for token in tokens:
+            if out and token and _is_ascii_alnum(token[0]) and _is_ascii_alnum(out[-1][-1]):
+                out.append(" ")
+            out.append(token)
+        return "".join(out)
     return _moses_detokenizer(lang).detokenize(list(tokens))
+
+
+def _is_ascii_alnum(char: str) -> bool:
+    return char.isascii() and char.isalnum()
 
 
 def _script_of(char: str) -> str | None:
