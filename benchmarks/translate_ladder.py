@@ -42,6 +42,7 @@ from mlcasebook.translate.data import corpus_for, load_pair, parse_pair
 from mlcasebook.translate.translator import MANIFEST, Translator, train_translator, write_manifest
 
 ARCHS = ("smt", "gnmt", "transformer")
+SCORES = "ladder_scores.json"  # a model's scores on the scored split, reused while the model is unchanged
 
 
 def scored_split(pair: str) -> str:
@@ -49,11 +50,21 @@ def scored_split(pair: str) -> str:
 
 
 def parse_options(items: list[str]) -> dict:
+    """``key=value`` → {key: value}; values that read as JSON (numbers, true/false, lists) are parsed."""
     options = {}
     for item in items:
         key, _, value = item.partition("=")
-        options[key] = json.loads(value) if value[:1] in "0123456789-.[{tf" else value
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
     return options
+
+
+def options_for(arch: str, options: dict) -> dict:
+    """Options for one architecture: ``warmup`` applies to both, ``transformer.warmup`` to one."""
+    plain = {k: v for k, v in options.items() if "." not in k}
+    return plain | {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith(f"{arch}.")}
 
 
 def reusable(folder: Path, settings: dict) -> bool:
@@ -61,26 +72,36 @@ def reusable(folder: Path, settings: dict) -> bool:
     return path.is_file() and json.loads(path.read_text()).get("benchmark_settings") == settings
 
 
-def run_model(pair: str, arch: str, args, test, nmt_options: dict) -> dict:
+def run_model(pair: str, arch: str, args, test, all_nmt_options: dict) -> dict:
+    nmt_options = options_for(arch, all_nmt_options)
     folder = args.models_dir / f"{pair}-{arch}"
     settings = {"pair": pair, "arch": arch, "max_sentences": args.max_sentences, "seed": args.seed,
                 "minutes": None if arch == "smt" else args.minutes, "vocab_size": args.vocab_size,
-                "nmt_options": nmt_options if arch != "smt" else {}}
+                "tuning_size": args.tuning_size,
+                "options": nmt_options if arch != "smt" else args.smt_options}
     if args.retrain or not reusable(folder, settings):
         trained = train_translator(pair, arch, folder, max_sentences=args.max_sentences, seed=args.seed,
                                    budget_minutes=settings["minutes"], vocab_size=args.vocab_size,
-                                   nmt_options=nmt_options if arch != "smt" else None, resume=not args.retrain,
+                                   tuning_size=args.tuning_size, resume=not args.retrain,
+                                   nmt_options=dict(nmt_options) if arch != "smt" else None,
+                                   smt_options=dict(args.smt_options) if arch == "smt" else None,
                                    track=args.track, progress=sys.stderr.isatty(),
                                    on_log=lambda m: console.print(f"[dim]{m}[/]"))
         write_manifest(folder, trained.record | {"benchmark_settings": settings})
+        (folder / SCORES).unlink(missing_ok=True)
     translator = Translator.load(folder)
     manifest = translator.manifest
     src, tgt = parse_pair(pair)
+    scored = {"split": test.split, "sentences": len(test)}
+    cached = json.loads((folder / SCORES).read_text()) if (folder / SCORES).is_file() else {}
+    if cached.get("scored") == scored:  # this model was already scored on this set: don't decode again
+        console.print(f"{pair} {arch}: reusing the scores of {folder}")
+        return cached["row"]
     hyps, seconds, speed = ev.timed(lambda lines: translator.translate_lines(lines, src, tgt), test.source)
     scores = ev.score(hyps, test.target, tgt)
     console.print(f"{pair} {arch}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} ({speed:.1f} sentences/s, "
                   f"trained {manifest['train_seconds']:.0f} s)", highlight=False)
-    return {"arch": arch, "bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.bleu_signature,
+    row = {"arch": arch, "bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.bleu_signature,
             "chrf_signature": scores.chrf_signature, "bleu_detail": scores.bleu_detail,
             "train_s": manifest["train_seconds"], "steps": manifest.get("steps"),
             "nmt_train_seconds": manifest.get("nmt_train_seconds"), "config": manifest.get("config"),
@@ -89,6 +110,8 @@ def run_model(pair: str, arch: str, args, test, nmt_options: dict) -> dict:
             "smt": manifest.get("smt", {}).get("train_stats"), "examples": [
                 {"source": s, "reference": r, "hypothesis": h} for s, r, h in
                 zip(test.source[:3], test.target[:3], hyps[:3], strict=True)]}
+    write_json(folder / SCORES, {"scored": scored, "row": row})
+    return row
 
 
 def main() -> None:
@@ -99,7 +122,11 @@ def main() -> None:
     parser.add_argument("--max-sentences", type=int, default=None, help="first N training pairs (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="score the first N sentences only")
     parser.add_argument("--vocab-size", type=int, default=8000)
-    parser.add_argument("--nmt-option", action="append", default=[], help="NMTConfig override key=value")
+    parser.add_argument("--nmt-option", action="append", default=[],
+                        help="NMTConfig override key=value, or arch.key=value for one architecture")
+    parser.add_argument("--smt-option", action="append", default=[],
+                        help="PhraseBasedSMT option key=value (tune_* go to its tune(), e.g. tune_iterations=3)")
+    parser.add_argument("--tuning-size", type=int, default=1000, help="pairs carved from train for tuning")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the lock's one core)")
     parser.add_argument("--models-dir", type=Path, default=cache_dir() / "translate" / "ladder")
@@ -109,16 +136,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
-        args.max_sentences, args.minutes, args.limit = 2000, 0.3, 100
+        args.max_sentences, args.minutes, args.limit, args.tuning_size = 2000, 0.3, 100, 100
         args.models_dir = args.models_dir.with_name("ladder-quick")
     torch.set_num_threads(args.threads)
     nmt_options = parse_options(args.nmt_option)
+    args.smt_options = parse_options(args.smt_option)
     command = ("OMP_NUM_THREADS=1 flock /tmp/mlcasebook-translate.lock .venv/bin/python "
                f"benchmarks/translate_ladder.py {' '.join(sys.argv[1:])}")
     results: dict = {"settings": {
         "command": command, "pairs": args.pairs, "archs": args.archs, "minutes_per_neural_model": args.minutes,
         "max_sentences": args.max_sentences, "limit": args.limit, "seed": args.seed, "nmt_options": nmt_options,
-        "vocab_size": args.vocab_size, "tuning": "1,000 pairs carved from train (seed 0); dev/test never tuned on",
+        "vocab_size": args.vocab_size, "smt_options": args.smt_options,
+        "tuning": f"{args.tuning_size} pairs carved from train (seed {args.seed}); dev/test never tuned on",
         "machine": f"{args.threads} torch thread(s) of a shared 2-core CPU box (other jobs running), "
                    f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
                    f"{platform.processor() or platform.machine()}, "

@@ -338,10 +338,12 @@ def _train_smt(part, out: Path, progress: bool, options: dict[str, Any], setting
         model.save(out / SMT_FILE)
         stats = dict(getattr(model, "train_stats_", {}))
         history = getattr(model, "tuning_history_", [])
+        # the tuning set's best real 1-best BLEU over the MERT rounds (the weights kept)
+        tuning_bleu = max((r["bleu_1best"] for r in history if "bleu_1best" in r), default=None)
         tracker.metrics({k: v for k, v in stats.items() if isinstance(v, int | float)}
-                        | ({"tuning_bleu": history[-1]["bleu_after"]} if history else {}))
+                        | ({} if tuning_bleu is None else {"tuning_bleu": tuning_bleu}))
     return {"model_file": SMT_FILE, "max_source_tokens": SMT_MAX_TOKENS, "steps": None,
-            "smt": {"train_stats": stats, "tuning": history, "weights": model.weights}}
+            "smt": {"train_stats": stats, "tuning": history, "tuning_bleu": tuning_bleu, "weights": model.weights}}
 
 
 def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progress: bool, seed: int,
