@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class TextByDefault(TyperGroup):
