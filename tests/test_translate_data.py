@@ -106,9 +106,9 @@ def test_misaligned_lines(tmp_path):
         td.load_pair("ja-en", "dev", tmp_path)
 
 
-def test_japanese_join_keeps_latin_word_spaces():
-    assert td.join_japanese("New York に 行 く 。".split()) == "New Yorkに行く。"
-    assert td.join_japanese("CD を 3 枚 買 っ た".split()) == "CDを3枚買った"
+def test_stanford_quotes_become_paired_quotes():
+    assert td.detokenize_english("she said , '' i will tell on you . ''") == 'she said, "i will tell on you."'
+    assert td.detokenize_english("i can 't swim .") == "i can't swim."
 
 
 def test_download_entries_are_pinned():

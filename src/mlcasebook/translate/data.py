@@ -32,15 +32,14 @@ are byte-for-byte upstream; fr/cs and Tanaka could not be checked against upstre
 from __future__ import annotations
 
 import gzip
-import re
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import DataError
 from ..core.sources import Download, cache_dir, data_root, fetch
+from .text import detokenize
 
 SPLITS = ("train", "dev", "test")
 TUNING_SIZE = 1000  # sentences carved from train for tuning (SMT weights, early stopping)
@@ -214,36 +213,16 @@ def read_aligned(src_path: Path, tgt_path: Path) -> tuple[list[str], list[str]]:
 
 
 # ---- Tanaka detokenization ---------------------------------------------------------------------
-_LATIN = re.compile(r"[0-9A-Za-z]")
-
-
-def join_japanese(tokens: list[str]) -> str:
-    """KyTea tokens → raw Japanese: no spaces, except between two Latin/digit tokens (``New York``)."""
-    out: list[str] = []
-    for token in tokens:
-        if out and _LATIN.match(token[0]) and _LATIN.match(out[-1][-1]):
-            out.append(" ")
-        out.append(token)
-    return "".join(out)
-
-
-@cache
-def _moses(lang: str):
-    from sacremoses import MosesDetokenizer
-
-    return MosesDetokenizer(lang=lang)
-
-
 def detokenize_english(tokenized: str) -> str:
     """Stanford-tokenized English → raw text. The corpus writes both quotes as ``''`` (some ``````):
     they become ``"`` so Moses pairs them."""
-    text = tokenized.replace("``", '"').replace("''", '"')
-    return _moses("en").detokenize(text.split())
+    return detokenize(tokenized.replace("``", '"').replace("''", '"').split(), "en")
 
 
 def _untokenize(lines: list[str], lang: str) -> list[str]:
+    # Japanese: tokens joined without spaces, except between two Latin/digit tokens ("New York")
     if lang == "ja":
-        return [join_japanese(line.split()) for line in lines]
+        return [detokenize(line.split(), "ja") for line in lines]
     return [detokenize_english(line) for line in lines]
 
 
