@@ -95,7 +95,7 @@ def train(
     max_sentences: int = typer.Option(None, min=20, help="Train on the first N training pairs only (quick runs)."),
     vocab_size: int = typer.Option(8000, min=100, help="Subword vocabulary size (neural models, joint)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted neural run from its "
-                                "last checkpoint in the same --out folder."),
+                                "last checkpoint in the same --out folder (SMT always trains from the start)."),
     seed: int = typer.Option(0, help="Seed of the tuning split and of training."),
     threads: int = typer.Option(None, min=1, help="CPU threads for torch (default: torch's)."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log parameters and metrics to MLflow."),
