@@ -29,10 +29,11 @@ from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CasebookError
 from ..core.progress import bar, track
 from ..core.sources import cache_dir
+from . import envs
 from .perception import labelled_frame, make_highway, mean_average_precision
 
-TRAIN_SEEDS = (0, 50_000)
-HELDOUT_SEEDS = (50_000, 100_000)
+TRAIN_SEEDS = (envs.TRAIN_SEEDS.start, envs.TRAIN_SEEDS.stop)
+HELDOUT_SEEDS = (envs.DETECTOR_HELDOUT_SEEDS.start, envs.DETECTOR_HELDOUT_SEEDS.stop)
 # meta-actions LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER: mostly cruising, with lane changes and
 # crashes often enough that tilted and red (crashed) cars appear in the frames
 _ACTION_PROBS = np.array([0.15, 0.5, 0.15, 0.1, 0.1])

@@ -203,13 +203,12 @@ def mean_average_precision(pred_boxes, pred_scores, gt_boxes, iou: float = 0.5) 
     return average_precision(recall, precision) if records else 0.0
 
 
-def make_highway(render: bool = True, **config):
-    """A highway-fast env (kinematics observations, discrete meta-actions) that renders top-down RGB frames
-    when ``render``; ``config`` overrides highway-env's keys."""
-    import gymnasium as gym
-    import highway_env  # noqa: F401  (registers the highway-* ids)
+def make_highway(**config):
+    """highway-fast (kinematics observations, discrete meta-actions, top-down RGB renders) as the case
+    builds every env (``drive.envs.make_env``); ``config`` overrides highway-env's keys."""
+    from .envs import make_env
 
-    env = gym.make("highway-fast-v0", render_mode="rgb_array" if render else None)
+    env = make_env("highway-fast")
     if config:
         env.unwrapped.configure(config)
     return env

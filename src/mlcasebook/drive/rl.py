@@ -30,12 +30,13 @@ import numpy as np
 from ..core.checkpoint import atomic_write_text
 from ..core.errors import CasebookError
 from ..core.progress import bar
+from .envs import EVAL_SEED_BASE, TRAIN_SEEDS
 from .perception import make_highway
 from .rewards import RewardWeights, SafeComfortReward
 
 REWARDS = ("ours", "default")
-EVAL_SEED0 = 100_000
-TRAIN_SEED_LIMIT = 50_000
+EVAL_SEED0 = EVAL_SEED_BASE
+TRAIN_SEED_LIMIT = TRAIN_SEEDS.stop
 PPO_SETTINGS = {"n_envs": 4, "n_steps": 192, "batch_size": 64, "n_epochs": 10, "learning_rate": 5e-4,
                 "gamma": 0.8, "net_arch": [256, 256]}
 
@@ -44,7 +45,7 @@ def make_rl_env(reward: str = "ours", weights: RewardWeights | None = None):
     """highway-fast with kinematics observations, under our reward (``ours``) or highway-env's (``default``)."""
     if reward not in REWARDS:
         raise CasebookError(f"unknown reward '{reward}'", hint=f"choose one of: {', '.join(REWARDS)}")
-    env = make_highway(render=False)
+    env = make_highway()
     return SafeComfortReward(env, weights) if reward == "ours" else env
 
 
@@ -216,7 +217,7 @@ def evaluate_highway(agent, episodes: int = 100, seeds: list[int] | None = None,
     if any(s < EVAL_SEED0 for s in seeds):
         raise CasebookError("evaluation seeds must be >= 100000 (lower seeds are training or detector data)",
                             hint="leave --seeds out to use 100000 + i")
-    env = SafeComfortReward(make_highway(render=False), weights)
+    env = SafeComfortReward(make_highway(), weights)
     dt = env.dt
     crashes, speeds, jerks, returns_default, returns_ours, lengths = [], [], [], [], [], []
     reads_state = getattr(agent, "reads_state", False)
