@@ -66,7 +66,8 @@ def expert_agent() -> tuple[object, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", nargs="*", default=[], choices=["ours", "default"])
-    parser.add_argument("--evaluate", nargs="*", default=[], choices=["ours", "default", "expert"])
+    parser.add_argument("--evaluate", nargs="*", default=[], choices=["ours", "default", "expert", "idm"],
+                        help="idm: highway-env's own IDM + MOBIL driver in the ego's seat (a reference)")
     parser.add_argument("--timesteps", type=int, default=6_144, help="per agent (a multiple of 768 = one update)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -104,6 +105,8 @@ def main() -> None:
     for name in args.evaluate:
         if name == "expert":
             agent, description = expert_agent()
+        elif name == "idm":
+            agent, description = IDMStandIn(target_speed=30.0), "highway-env's IDMVehicle + MOBIL, target 30 m/s"
         else:
             agent, description = load_ppo_agent(runs / name), f"PPO trained on the {name} reward"
         began = time.perf_counter()
