@@ -141,7 +141,12 @@ def test_training_lowers_the_loss(trained):
     assert [entry["step"] for entry in history] == [6, 12]
     assert history[-1]["dev_score"] == 1.5 and seen == [False, False]  # on_eval sees an eval-mode model
     assert history[-1]["target_tokens_per_s"] > 0
-    assert meta["info"]["averaged"] == ["checkpoint_0000006.pt", "checkpoint_0000012.pt"]
+    # the shipped weights are the average of the last two checkpoints or the last weights,
+    # whichever has the lower dev NLL
+    info = meta["info"]
+    assert info["averaging_candidates"] == ["checkpoint_0000006.pt", "checkpoint_0000012.pt"]
+    assert after == pytest.approx(min(info["last_dev_nll"], info["averaged_dev_nll"]), rel=1e-5)
+    assert (info["averaged"] != []) == (info["averaged_dev_nll"] <= info["last_dev_nll"])
 
 
 def test_padded_batch_matches_single_sentences(trained):

@@ -15,7 +15,8 @@ and a ``forward(src_ids, src_mask, tgt_in) -> logits`` for teacher forcing):
   same batch sequence (the batch order of epoch e is drawn from (seed, e)).
 - Stops at ``max_steps`` or when the wall-clock ``time_budget_s`` (summed over resumed runs) is
   spent; the shipped ``model.pt`` holds the mean of the last ``average_last`` checkpoints'
-  weights (checkpoint averaging, as the Transformer paper reported).
+  weights (checkpoint averaging, as the Transformer paper reported) when that mean has a dev
+  NLL no worse than the last weights (early in training it lags behind), else the last weights.
 
 Conventions for token ids (the caller's SentencePiece ids): the source gets EOS appended here;
 the target is trained as ``BOS y`` → ``y EOS``; ``translate_ids`` returns ids without BOS/EOS.
@@ -386,15 +387,33 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
         run["finished"] = True
         clock()
         checkpoint()
-        chosen = _checkpoints(out_dir)[-max(config.average_last, 1):]
-        weights = average_checkpoints(chosen) if len(chosen) > 1 else {
-            k: v.detach().clone() for k, v in model.state_dict().items()}
-        info = {"steps": run["step"], "epochs_started": run["epoch"] + 1,
-                "train_seconds": run["train_seconds"], "averaged": [p.name for p in chosen] if len(chosen) > 1 else [],
-                "skipped_pairs": run["skipped_pairs"], "history": run["history"]}
+        weights, averaging = _final_weights(model, _checkpoints(out_dir)[-max(config.average_last, 1):], dev_pairs,
+                                            vocab, config.batch_tokens)
+        info = {"steps": run["step"], "epochs_started": run["epoch"] + 1, "train_seconds": run["train_seconds"],
+                **averaging, "skipped_pairs": run["skipped_pairs"], "history": run["history"]}
+        tracker.metrics({k: v for k, v in averaging.items() if k.endswith("nll")}, step=run["step"])
         save_model(model_path, weights, config, vocab, info)
         tracker.artifact(model_path)
     return model_path
+
+
+def _final_weights(model: nn.Module, chosen: list[Path], dev_pairs: Sequence[Pair], vocab: dict[str, Any],
+                   batch_tokens: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights to ship: the mean of ``chosen`` checkpoints if its dev NLL is no worse than the
+    last weights', else the last weights. Averaging pays near convergence; while the loss still
+    falls fast (a short CPU budget) the mean lags behind, and the dev split says so."""
+    last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if len(chosen) < 2:
+        return last, {"averaged": []}
+    averaged = average_checkpoints(chosen)
+    last_nll = dev_loss(model, dev_pairs, vocab, batch_tokens)["dev_nll"]
+    model.load_state_dict(averaged)
+    averaged_nll = dev_loss(model, dev_pairs, vocab, batch_tokens)["dev_nll"]
+    model.load_state_dict(last)
+    keep_average = averaged_nll <= last_nll
+    return (averaged if keep_average else last), {
+        "averaged": [p.name for p in chosen] if keep_average else [], "averaging_candidates": [p.name for p in chosen],
+        "last_dev_nll": last_nll, "averaged_dev_nll": averaged_nll}
 
 
 def _fixed_settings(config: dict[str, Any]) -> dict[str, Any]:
