@@ -8,7 +8,14 @@ import torch
 
 from mlcasebook.drive import bc, envs, episodes
 from mlcasebook.drive.experts import CarRacingExpert, HighwayExpert, track_errors
-from mlcasebook.drive.pilotnet import PilotNet, from_env_action, load_pilotnet, save_pilotnet, to_env_action
+from mlcasebook.drive.pilotnet import (
+    SPEED_SCALE,
+    PilotNet,
+    labels_from_expert,
+    load_pilotnet,
+    save_pilotnet,
+    to_env_action,
+)
 
 
 @pytest.fixture(scope="module")
@@ -17,22 +24,24 @@ def expert_drive():
     env = envs.make_env("carracing")
     obs, _ = env.reset(seed=7)
     expert = CarRacingExpert()
-    frames, actions, distances, headings = [], [], [], []
+    frames, actions, targets, distances, headings = [], [], [], [], []
     for _ in range(300):
         action = expert.act(env, obs)
         frames.append(obs)
         actions.append(action)
+        targets.append(expert.target_speed_)
         obs, _, terminated, truncated, _ = env.step(action)
         distance, heading, _ = track_errors(env)
         distances.append(distance)
         headings.append(heading)
     tiles = env.unwrapped.tile_visited_count
     env.close()
-    return np.asarray(frames), np.asarray(actions), np.asarray(distances), np.asarray(headings), tiles
+    return (np.asarray(frames), np.asarray(actions), np.asarray(targets), np.asarray(distances), np.asarray(headings),
+            tiles)
 
 
 def test_expert_keeps_carracing_on_track(expert_drive):
-    _, actions, distances, headings, tiles = expert_drive
+    _, actions, _, distances, headings, tiles = expert_drive
     assert distances.max() < episodes.TRACK_HALF_WIDTH, "the car's centre left the road"
     assert np.abs(headings).max() < np.pi / 4
     # and it makes progress: at ~3.4 m per tile, 300 steps at racing speed pass well over 60 tiles
@@ -41,12 +50,12 @@ def test_expert_keeps_carracing_on_track(expert_drive):
 
 
 def test_one_bc_step_lowers_the_loss(expert_drive):
-    frames, actions, *_ = expert_drive
+    frames, actions, targets, *_ = expert_drive
     torch.manual_seed(0)
     model = PilotNet().eval()  # eval: dropout off, so the two losses are comparable
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.from_numpy(frames[::5].copy())
-    y = torch.from_numpy(from_env_action(actions[::5]))
+    y = torch.from_numpy(labels_from_expert(actions[::5, 0], targets[::5]))
     before = bc.bc_loss(model, x, y)
     optimizer.zero_grad()
     before.backward()
@@ -68,9 +77,13 @@ def test_shift_augmentation_corrects_steering_towards_the_road():
     assert torch.equal(shifted[:, 84:], frames[:, 84:]), "the dashboard stays in place"
 
 
-def test_action_encoding_round_trip():
-    actions = np.array([[0.3, 0.7, 0.0], [-1.0, 0.0, 0.8], [0.0, 0.0, 0.0]], dtype=np.float32)
-    np.testing.assert_allclose(to_env_action(from_env_action(actions)), actions, atol=1e-6)
+def test_target_speed_becomes_gas_or_brake():
+    labels = labels_from_expert(np.array([0.3]), np.array([60.0]))
+    assert labels[0, 1] == pytest.approx(60 / SPEED_SCALE)
+    slow, fast = to_env_action(labels[0], speed=40.0), to_env_action(labels[0], speed=80.0)
+    assert slow[0] == fast[0] == pytest.approx(0.3)
+    assert slow[1] > 0 and slow[2] == 0, "below the target: gas"
+    assert fast[1] == 0 and fast[2] > 0, "above the target: brake"
 
 
 def test_pilotnet_checkpoint_round_trip(tmp_path):

@@ -33,7 +33,7 @@ import torch
 from ..core.errors import CasebookError
 from .envs import TRAIN_SEEDS, make_env
 from .experts import CarRacingExpert
-from .pilotnet import PilotNet, PilotNetAgent, from_env_action, save_pilotnet
+from .pilotnet import PilotNet, PilotNetAgent, labels_from_expert, save_pilotnet
 
 # CarRacing's 96x96 state view: 1000 px window scaled to 96 → 16.2 px/m · 0.096 ≈ 1.56 px per metre
 # sideways. Pure pursuit at 60 m/s (lookahead 15 m) steers 2 L d / Ld² / 0.4 ≈ 0.07 per metre of
@@ -92,7 +92,8 @@ def _noisy_steering(config: BCConfig, rng: np.random.Generator):
 
 def collect_episode(seed: int, config: BCConfig, mode: str = "expert", learner: PilotNet | None = None,
                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One CarRacing episode; returns (frames uint8 (n, 96, 96, 3), labels (n, 2), stats).
+    """One CarRacing episode; returns (frames uint8 (n, 96, 96, 3), labels (n, 2): the expert's
+    steering and target speed (``pilotnet.labels_from_expert``), stats).
 
     ``mode``: ``expert`` (clean demonstration), ``recovery`` (expert with perturbed steering) or
     ``dagger`` (``learner`` drives). The label is always the expert's action for the frame."""
@@ -101,13 +102,14 @@ def collect_episode(seed: int, config: BCConfig, mode: str = "expert", learner: 
     expert = CarRacingExpert()
     agent = PilotNetAgent(learner) if mode == "dagger" else None
     perturb = _noisy_steering(config, rng or np.random.default_rng(seed)) if mode == "recovery" else None
-    frames, labels, total = [], [], 0.0
+    frames, steering, speeds, total = [], [], [], 0.0
     steps = 0
     for steps in range(1, config.max_steps + 1):
         label = expert.act(env, obs)
         if (steps - 1) % config.frame_stride == 0:
             frames.append(obs)
-            labels.append(label)
+            steering.append(label[0])
+            speeds.append(expert.target_speed_)
         if mode == "dagger":
             action = agent.act(env, obs)
         elif mode == "recovery":
@@ -119,7 +121,7 @@ def collect_episode(seed: int, config: BCConfig, mode: str = "expert", learner: 
         if terminated or truncated:
             break
     env.close()
-    return (np.asarray(frames, dtype=np.uint8), from_env_action(np.asarray(labels)),
+    return (np.asarray(frames, dtype=np.uint8), labels_from_expert(np.asarray(steering), np.asarray(speeds)),
             {"seed": seed, "mode": mode, "return": total, "steps": steps})
 
 
@@ -149,7 +151,7 @@ def shift_augment(frames: torch.Tensor, targets: torch.Tensor, max_shift: int, s
 
 
 def bc_loss(model: PilotNet, frames: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """MSE on (steer, longitudinal); steering weighted double — it is what keeps the car on the road."""
+    """MSE on (steer, target speed / SPEED_SCALE); steering weighted double — it keeps the car on the road."""
     errors = (model(frames) - targets) ** 2
     return (errors[:, 0] * 2.0 + errors[:, 1]).mean()
 

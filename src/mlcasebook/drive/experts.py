@@ -75,6 +75,17 @@ WHEELBASE = 3.24
 MAX_WHEEL_ANGLE = 0.4
 
 
+def speed_control(target: float, speed: float) -> tuple[float, float]:
+    """(gas, brake) of a proportional speed controller: gas below the target, brake above it, never
+    both; brake stops at 0.8 (≥ 0.9 locks CarRacing's wheels)."""
+    return float(np.clip((target - speed) / 10, 0, 1)), float(np.clip((speed - target) / 10, 0, 0.8))
+
+
+def car_speed(env) -> float:
+    """The speedometer: the car body's speed (a car's cruise control reads its wheel speed, not a camera)."""
+    return float(np.linalg.norm(car_pose(env)[2]))
+
+
 def centre_line_ahead(points: np.ndarray, index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The next ``count`` centre-line points from ``index`` (wrapping round the lap) and their
     distance along the line from the first one."""
@@ -92,16 +103,25 @@ class CarRacingExpert:
     Speed: each point ahead has a cornering limit sqrt(lateral_accel / curvature); the speed
     allowed now is the lowest of those once braking over the distance to it is allowed for,
     sqrt(v_i² + 2 · brake_accel · s_i). Gas below it, brake above it.
+
+    Sight distance: the expert looks only ``preview_m`` = 40 m ahead — about what CarRacing's 96x96
+    camera shows ahead of the car (~36 m) — and keeps a speed from which it could still slow to
+    ``horizon_speed`` by the end of it (a hairpin may hide behind). So its speed choice depends on
+    what the camera sees, and a clone can learn it. Measured on training tracks 0–3, this costs
+    ~5 points of return against a 120 m preview without the horizon rule (870.7 vs 875.9).
     """
 
     def __init__(self, lookahead_s: float = 0.25, min_lookahead: float = 7.0, lateral_accel: float = 60.0,
-                 brake_accel: float = 40.0, max_speed: float = 110.0, preview_m: float = 120.0):
+                 brake_accel: float = 40.0, max_speed: float = 110.0, preview_m: float = 40.0,
+                 horizon_speed: float | None = 40.0):
         self.lookahead_s = lookahead_s
         self.min_lookahead = min_lookahead
         self.lateral_accel = lateral_accel
         self.brake_accel = brake_accel
         self.max_speed = max_speed
         self.preview_m = preview_m
+        self.horizon_speed = horizon_speed
+        self.target_speed_: float = 0.0
         self._index: int | None = None
 
     def reset(self) -> None:
@@ -117,7 +137,12 @@ class CarRacingExpert:
         curvature = np.convolve(curvature, np.ones(3) / 3, mode="same")
         corner = np.sqrt(self.lateral_accel / np.maximum(curvature, 1e-6))
         reachable = np.sqrt(corner ** 2 + 2 * self.brake_accel * along[1:-1])
-        return float(min(self.max_speed, reachable.min()))
+        limit = min(self.max_speed, float(reachable.min()))
+        if self.horizon_speed is not None:
+            # sight distance: beyond the preview there may be a hairpin, so be able to slow to
+            # ``horizon_speed`` by the end of what is seen
+            limit = min(limit, float(np.sqrt(self.horizon_speed ** 2 + 2 * self.brake_accel * along[-1])))
+        return limit
 
     def act(self, env, obs=None) -> np.ndarray:
         position, angle, velocity = car_pose(env)
@@ -133,9 +158,8 @@ class CarRacingExpert:
         wheel = math.atan2(2 * WHEELBASE * math.sin(alpha), reach)
         steer = float(np.clip(wheel / MAX_WHEEL_ANGLE, -1, 1))
         wanted = self.allowed_speed(ahead, along)
-        gas = float(np.clip((wanted - speed) / 10, 0, 1))
-        brake = float(np.clip((speed - wanted) / 10, 0, 0.8))
-        return np.array([steer, gas, brake], dtype=np.float32)
+        self.target_speed_ = wanted
+        return np.array([steer, *speed_control(wanted, speed)], dtype=np.float32)
 
 
 class HighwayExpert:

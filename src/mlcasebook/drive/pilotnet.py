@@ -6,14 +6,17 @@ turning radius, from a 66x200 YUV camera frame. Here:
 - the input is CarRacing's 96x96 RGB frame (or a highway-env render resized to ``input_size``);
   normalisation (x / 127.5 − 1) sits inside the model, as in the paper, so checkpoints take raw
   uint8 frames;
-- CarRacing's bottom 12 rows are its dashboard. The speed bar stays (speed from pixels is what the
-  gas/brake decision needs, as a driver reads the speedometer); the steering and gyro bars (and the score) are
-  blanked, because they show the *previous* action: a cloner that reads them copies its own last
-  steering (the "causal confusion" of de Haan et al. 2019) instead of looking at the road;
+- CarRacing's bottom 12 rows are its dashboard; they are blanked. The steering and gyro bars show
+  the *previous* action, and a cloner that reads them copies its own last command (the "causal
+  confusion" of de Haan et al. 2019) instead of looking at the road; the speed bar would invite the
+  same shortcut for the pedals;
 - two outputs instead of one: steering in [−1, 1] (CarRacing's action[0], the analogue of the
-  paper's inverse radius) and a longitudinal command in [−1, 1] (positive = gas, negative = brake;
-  the expert never presses both, so one signed value loses nothing). The paper left speed to the
-  car; CarRacing has no cruise control, so the network must drive the pedals too.
+  paper's inverse turning radius) and a *target speed* (÷ ``SPEED_SCALE``). The paper left speed
+  to the car; CarRacing has no cruise control, so a proportional controller on the speedometer
+  (``experts.speed_control``, the expert's own) turns the target into gas or brake. A first
+  version predicted gas/brake directly from the frame: the expert's pedal work is bang-bang and
+  depends on the current speed, which a single frame barely shows, and the clone learned to brake
+  to a standstill before bends and stay there (training-seed laps scored ~150).
 """
 
 from __future__ import annotations
@@ -24,14 +27,11 @@ from torch import nn
 
 CARRACING_INPUT = (96, 96)
 DASHBOARD_ROWS = 12  # CarRacing's indicator strip at the bottom of the 96x96 frame
-# the speed bar's columns stay visible; the rest of the strip (score digits, wheel-speed, steering and
-# gyro bars) is blanked
-SPEED_BAR_COLUMNS = slice(12, 15)
-BRAKE_SCALE = 0.8  # brake ≥ 0.9 locks CarRacing's wheels; the expert never brakes harder than 0.8
+SPEED_SCALE = 120.0  # target speeds (simulator units/s; the expert's top speed is 110) are divided by this
 
 
 class PilotNet(nn.Module):
-    """5 conv + 3 FC layers from a raw uint8 frame (N, H, W, 3) to (steer, longitudinal) in [−1, 1]."""
+    """5 conv + 3 FC layers from a raw uint8 frame (N, H, W, 3) to (steer, target speed / SPEED_SCALE)."""
 
     def __init__(self, input_size: tuple[int, int] = CARRACING_INPUT, mask_dashboard: bool = True):
         super().__init__()
@@ -58,32 +58,31 @@ class PilotNet(nn.Module):
         if tuple(x.shape[-2:]) != self.input_size:
             x = nn.functional.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         if self.mask_dashboard:
-            keep = x[:, :, -DASHBOARD_ROWS:, SPEED_BAR_COLUMNS].clone()
             x = x.clone()
             x[:, :, -DASHBOARD_ROWS:, :] = -1.0  # black, the strip's background
-            x[:, :, -DASHBOARD_ROWS:, SPEED_BAR_COLUMNS] = keep
         return x
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(self.normalise(frames)))
 
 
-def to_env_action(output: np.ndarray) -> np.ndarray:
-    """(steer, longitudinal) → CarRacing's (steer, gas, brake)."""
-    output = np.asarray(output, dtype=np.float32).reshape(-1, 2)
-    steer, longitudinal = output[:, 0], output[:, 1]
-    action = np.stack([steer, np.clip(longitudinal, 0, 1), np.clip(-longitudinal, 0, 1) * BRAKE_SCALE], axis=1)
-    return action.squeeze(0) if action.shape[0] == 1 else action
+def labels_from_expert(steer: np.ndarray, target_speed: np.ndarray) -> np.ndarray:
+    """The network's targets (n, 2) from the expert's steering and target speed."""
+    return np.stack([np.clip(steer, -1, 1), np.clip(np.asarray(target_speed) / SPEED_SCALE, -1, 1)],
+                    axis=1).astype(np.float32)
 
 
-def from_env_action(actions: np.ndarray) -> np.ndarray:
-    """CarRacing's (steer, gas, brake) → the network's (steer, longitudinal) targets."""
-    actions = np.asarray(actions, dtype=np.float32).reshape(-1, 3)
-    return np.stack([actions[:, 0], actions[:, 1] - actions[:, 2] / BRAKE_SCALE], axis=1).clip(-1, 1)
+def to_env_action(output: np.ndarray, speed: float) -> np.ndarray:
+    """(steer, target speed / SPEED_SCALE) + the speedometer → CarRacing's (steer, gas, brake)."""
+    from .experts import speed_control
+
+    steer, target = np.asarray(output, dtype=np.float32).reshape(2)
+    return np.array([steer, *speed_control(float(target) * SPEED_SCALE, speed)], dtype=np.float32)
 
 
 class PilotNetAgent:
-    """A trained PilotNet driving from the camera frame alone."""
+    """A trained PilotNet: steering and target speed from the camera frame; the speedometer closes the
+    speed loop."""
 
     def __init__(self, model: PilotNet):
         self.model = model.eval()
@@ -93,11 +92,12 @@ class PilotNetAgent:
 
     def act(self, env, obs) -> np.ndarray:
         from .envs import camera_frame
+        from .experts import car_speed
 
         frame = np.ascontiguousarray(camera_frame(env, obs))
         with torch.inference_mode():
             output = self.model(torch.from_numpy(frame)[None]).numpy()
-        return to_env_action(output)
+        return to_env_action(output, car_speed(env))
 
 
 def save_pilotnet(path, model: PilotNet, meta: dict) -> None:
