@@ -7,7 +7,9 @@ Stages (each writes its part of the JSON as soon as it is done; run them in one 
   shifted views, DAgger rounds) on training seeds; resumable (the work folder keeps every stage);
 - ``expert``: the pure-pursuit expert's return over the evaluation episodes (seeds 100,000 + i);
 - ``pilotnet``: the trained PilotNet's return over the same episodes, then its autonomy over
-  ``--autonomy-episodes`` of them with the expert as safety driver (episodes.py says how).
+  ``--autonomy-episodes`` of them with the expert as safety driver (episodes.py says how);
+- ``highway``: the highway expert (IDM + lane changes) on highway-fast: collision rate, mean speed,
+  return over the same evaluation seeds (the reference for the PPO agents).
 
 One thread, on a shared 2-core box, under the drive lock:
 
@@ -32,7 +34,7 @@ from mlcasebook.drive.bc import BCConfig, train_bc
 from mlcasebook.drive.envs import ENV_IDS, steps_per_second
 from mlcasebook.drive.episodes import evaluate, make_agent
 
-STAGES = ("speed", "train", "expert", "pilotnet")
+STAGES = ("speed", "train", "expert", "pilotnet", "highway")
 MACHINE_NOTE = "1 torch thread (OMP_NUM_THREADS=1) on a shared 2-core CPU box, no GPU"
 
 
@@ -89,6 +91,12 @@ def main() -> None:
             print(summary["autonomy_run"], flush=True)
         save(name, summary, command.format(name) + f" --episodes {args.episodes}"
              + (f" --autonomy-episodes {args.autonomy_episodes}" if name == "pilotnet" else ""))
+    if "highway" in args.stages:
+        started = time.monotonic()
+        summary = evaluate("highway-fast", make_agent("expert", "highway-fast"), args.episodes)
+        summary["eval_seconds"] = time.monotonic() - started
+        print({k: v for k, v in summary.items() if k != "per_episode"}, flush=True)
+        save("highway_expert", summary, command.format("highway") + f" --episodes {args.episodes}")
 
 
 if __name__ == "__main__":
