@@ -110,8 +110,9 @@ def test_autonomy_follows_pilotnet_formula():
     assert episodes.autonomy(10, 600) == pytest.approx(0.9)
 
 
-def test_highway_expert_answers_in_the_env_action_space():
-    env = envs.make_env("highway-fast", seed=3)
+@pytest.mark.parametrize("name", ["highway-fast", "racetrack"])  # discrete meta-actions, continuous steering
+def test_highway_expert_answers_in_the_env_action_space(name):
+    env = envs.make_env(name, seed=3)
     expert = HighwayExpert()
     for _ in range(5):
         action = expert.act(env)

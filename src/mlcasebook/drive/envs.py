@@ -31,7 +31,7 @@ ENV_IDS = {
     "highway-fast": "highway-fast-v0",
     "highway": "highway-v0",
     "racetrack": "racetrack-v1",
-    "intersection": "intersection-v1",
+    "intersection": "intersection-v2",
     "merge": "merge-v1",
     "roundabout": "roundabout-v1",
 }

@@ -175,7 +175,7 @@ class HighwayExpert:
       ``change_gain`` and the new follower would not have to brake harder than ``safe_brake``.
     - ``ContinuousAction`` with steering only (racetrack): the steering of highway-env's own lane
       follower (``ControlledVehicle.steering_control``) on the current lane, as a fraction of the
-      steering range.
+      steering range (with longitudinal control too, it holds its speed).
     """
 
     def __init__(self, desired_speed: float = 32.0, time_gap: float = 1.0, min_gap: float = 6.0,
@@ -246,10 +246,19 @@ class HighwayExpert:
 
     @staticmethod
     def _steer(action_type, ego) -> np.ndarray:
+        """highway-env's own lane follower (``ControlledVehicle.steering_control``) for the ego's state.
+
+        The ego of a continuous-action scene is a plain ``Vehicle`` without the controller's gains,
+        so the method runs on a stand-in carrying the ego's state and ``ControlledVehicle``'s gains."""
+        from types import SimpleNamespace
+
         from highway_env.vehicle.controller import ControlledVehicle
 
-        # the lane follower of highway-env's own controlled vehicles, applied to the ego's state
-        steering = ControlledVehicle.steering_control(ego, ego.lane_index)
+        stand_in = SimpleNamespace(
+            road=ego.road, position=ego.position, speed=ego.speed, heading=ego.heading, LENGTH=ego.LENGTH,
+            **{name: getattr(ControlledVehicle, name)
+               for name in ("TAU_PURSUIT", "KP_LATERAL", "KP_HEADING", "MAX_STEERING_ANGLE")})
+        steering = ControlledVehicle.steering_control(stand_in, ego.lane_index)
         low, high = action_type.steering_range
         command = [float(np.clip(2 * (steering - low) / (high - low) - 1, -1, 1))]
         if action_type.longitudinal:  # hold the speed: zero acceleration
