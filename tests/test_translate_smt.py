@@ -124,6 +124,24 @@ def test_phrase_extraction_koehn_example():
     assert all(b - a <= 2 and d - c <= 2 for a, b, c, d in short)
 
 
+def test_phrase_table_scores_on_the_toy_corpus():
+    model = PhraseBasedSMT(max_phrase_len=3, lm_order=2).fit(_split(TOY_SOURCE), _split(TOY_TARGET), progress=False)
+    words = sorted(model.source_vocab_, key=model.source_vocab_.get)
+    table: dict[tuple[str, ...], dict[tuple[str, ...], np.ndarray]] = {}
+    for src, tgt, feats in zip(model.table_source_, model.table_target_, model.table_features_, strict=True):
+        table.setdefault(tuple(words[i] for i in src), {})[tuple(model.target_words_[t] for t in tgt)] = feats
+    for source_phrase, translations in table.items():  # φ(e|f) is a distribution per source phrase
+        assert sum(math.exp(f[0]) for f in translations.values()) == pytest.approx(1.0), source_phrase
+    house = table[("haus",)][("house",)]
+    assert house[0] == pytest.approx(0.0) and house[1] == pytest.approx(0.0)  # φ = 1 both ways
+    assert house[2] == pytest.approx(0.0) and house[4:].tolist() == [1.0, 1.0]  # lex = 1, one phrase, one word
+    assert ("the", "house") in table[("das", "haus")] and model.translate(["ein", "kleine", "buch"])[0] == "a"
+    with pytest.raises(DataError):
+        PhraseBasedSMT().fit([[]], [[]])
+    with pytest.raises(ValueError):
+        PhraseBasedSMT(weights={"no_such_feature": 1.0})
+
+
 # ---------------------------------------------------------------------- decoder
 def _hand_model(distortion_limit: int) -> PhraseBasedSMT:
     lm = KneserNeyLM(3).fit(_split(["x z v", "y w v", "z x u", "x w v", "y z u", "x y", "u v w"]))
