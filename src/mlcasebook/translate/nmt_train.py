@@ -350,7 +350,7 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
     model.train()
     window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "steps": 0}
     with tracked_run("translate", f"{config.arch}-{out_dir.name}", enabled=track) as tracker, \
-            bar(config.max_steps - run["step"], f"train {config.arch}", disable=not progress) as advance:
+            bar(*_bar_spec(config, run), disable=not progress) as advance:
         tracker.params({**asdict(config), "train_pairs": len(kept), "dev_pairs": len(dev_pairs),
                         "params": sum(p.numel() for p in model.parameters())})
         while run["step"] < config.max_steps and budget_left():
@@ -374,7 +374,7 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
                 window["tokens"] += tokens
                 window["seconds"] += elapsed
                 window["steps"] += 1
-                advance(1)
+                advance(1 if config.time_budget_s is None else elapsed)
                 if run["step"] % config.eval_every == 0:
                     evaluate(tracker, _window_summary(window))
                     window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "steps": 0}
@@ -414,6 +414,13 @@ def _final_weights(model: nn.Module, chosen: list[Path], dev_pairs: Sequence[Pai
     return (averaged if keep_average else last), {
         "averaged": [p.name for p in chosen] if keep_average else [], "averaging_candidates": [p.name for p in chosen],
         "last_dev_nll": last_nll, "averaged_dev_nll": averaged_nll}
+
+
+def _bar_spec(config: NMTConfig, run: dict[str, Any]) -> tuple[float, str]:
+    """A bar in steps, or in seconds when a time budget bounds the run."""
+    if config.time_budget_s is None:
+        return config.max_steps - run["step"], f"train {config.arch} (steps)"
+    return max(config.time_budget_s - run["train_seconds"], 0.0), f"train {config.arch} (seconds of budget)"
 
 
 def _fixed_settings(config: dict[str, Any]) -> dict[str, Any]:
