@@ -76,7 +76,8 @@ def main() -> None:
                        "train_seconds_this_run": time.monotonic() - started,
                        "train_seconds_total": meta["history"][-1]["seconds"] if meta["history"] else None,
                        "model": str(args.model)},
-             command.format("train") + f" --model {args.model}")
+             command.format("train") + f" --model {args.model}"
+             + (f" --minutes {args.minutes:g}" if args.minutes else ""))
     for name in ("pilotnet", "expert"):
         if name not in args.stages:
             continue
