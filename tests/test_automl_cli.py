@@ -43,7 +43,7 @@ def titanic_files(tmp_path_factory):
 
 def test_fit_predict_leaderboard_explain_round_trip(titanic_files, tmp_path, capsys, monkeypatch):
     model = tmp_path / "model"
-    fitted = run_cli("fit", titanic_files / "train.csv", "--target", "survived", "--budget", "4", "--n-jobs", "1",
+    fitted = run_cli("fit", titanic_files / "train.csv", "--target", "survived", "--budget", "8", "--n-jobs", "1",
                      "--holdout", titanic_files / "holdout.csv", "--out", model)
     assert fitted.returncode == 0, fitted.stderr[-2000:]
     assert "holdout" in fitted.stdout and "leaderboard" in fitted.stdout

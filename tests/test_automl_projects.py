@@ -79,7 +79,7 @@ def test_stacked_permutation_importance_matches_one_by_one():
 
     data = load_titanic_raw()
     train, test = fixed_split(data, seed=0)
-    result = api.fit(train.sample(400, random_state=0), data.target, budget_s=2, seed=0, progress=False)
+    result = api.fit(train.sample(400, random_state=0), data.target, budget_s=6, seed=0, progress=False)
     labelled = test.head(200).reset_index(drop=True)
     # reference: one shuffled copy scored at a time, same draws in the same order
     rng, baseline, rows = np.random.default_rng(3), result.score(labelled), []
