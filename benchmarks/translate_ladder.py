@@ -67,6 +67,20 @@ def options_for(arch: str, options: dict) -> dict:
     return plain | {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith(f"{arch}.")}
 
 
+def code_version() -> str:
+    """The commit the scoring code runs at (and whether the tree had local changes)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "src/mlcasebook/translate"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + local changes in src/mlcasebook/translate" if dirty else "")
+
+
 def reusable(folder: Path, settings: dict) -> bool:
     path = folder / MANIFEST
     return path.is_file() and json.loads(path.read_text()).get("benchmark_settings") == settings
@@ -89,21 +103,22 @@ def run_model(pair: str, arch: str, args, test, all_nmt_options: dict) -> dict:
                                    on_log=lambda m: console.print(f"[dim]{m}[/]"))
         write_manifest(folder, trained.record | {"benchmark_settings": settings})
         (folder / SCORES).unlink(missing_ok=True)
-    translator = Translator.load(folder)
-    manifest = translator.manifest
-    src, tgt = parse_pair(pair)
     scored = {"split": test.split, "sentences": len(test)}
     cached = json.loads((folder / SCORES).read_text()) if (folder / SCORES).is_file() else {}
     if cached.get("scored") == scored:  # this model was already scored on this set: don't decode again
         console.print(f"{pair} {arch}: reusing the scores of {folder}")
         return cached["row"]
+    translator = Translator.load(folder)
+    manifest = translator.manifest
+    src, tgt = parse_pair(pair)
     hyps, seconds, speed = ev.timed(lambda lines: translator.translate_lines(lines, src, tgt), test.source)
     scores = ev.score(hyps, test.target, tgt)
     console.print(f"{pair} {arch}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} ({speed:.1f} sentences/s, "
                   f"trained {manifest['train_seconds']:.0f} s)", highlight=False)
     row = {"arch": arch, "bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.bleu_signature,
             "chrf_signature": scores.chrf_signature, "bleu_detail": scores.bleu_detail,
-            "train_s": manifest["train_seconds"], "steps": manifest.get("steps"),
+            "train_s": manifest["train_seconds"], "trained_at": manifest.get("trained_at"), "code": code_version(),
+            "steps": manifest.get("steps"),
             "nmt_train_seconds": manifest.get("nmt_train_seconds"), "config": manifest.get("config"),
             "decode_seconds": seconds, "sentences_per_s": speed, "train_sentences": manifest["settings"]
             ["train_sentences"], "tuning_sentences": manifest["settings"]["tuning_sentences"],
@@ -134,6 +149,7 @@ def main() -> None:
     parser.add_argument("--track", action="store_true", help="log to MLflow")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 pairs, 0.3 min, 100 sentences")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--note", default=None, help="a remark stored with the settings (how the run went)")
     args = parser.parse_args()
     if args.quick:
         args.max_sentences, args.minutes, args.limit, args.tuning_size = 2000, 0.3, 100, 100
@@ -152,7 +168,7 @@ def main() -> None:
                    f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
                    f"{platform.processor() or platform.machine()}, "
                    f"python {platform.python_version()}, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S")}, "pairs": {}}
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "code": code_version(), "note": args.note}, "pairs": {}}
     for pair in args.pairs:
         split = scored_split(pair)
         test = load_pair(pair, split, limit=args.limit)
