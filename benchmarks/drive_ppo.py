@@ -119,7 +119,8 @@ def main() -> None:
                         "return_default": round(figures["return_default"], 2),
                         "return_ours": round(figures["return_ours"], 2), "mean_steps": round(figures["mean_steps"], 1),
                         "episodes": figures["episodes"], "seeds": figures["seeds"],
-                        "timesteps": training.get(name, {}).get("timesteps"),
+                        # a string for the non-learning drivers: a None would turn the column to NaN in the JSON
+                        "timesteps": training.get(name, {}).get("timesteps", "not trained"),
                         "meets_target": bool(figures["collision_rate"] < TARGET["collision_rate_below"]
                                              and figures["mean_speed"] >= TARGET["mean_speed_at_least"]
                                              and figures["episodes"] >= TARGET["episodes"]),
