@@ -10,7 +10,9 @@ As in the paper (figure 1), with its depth a parameter (8 + 8 there, 2 + 2 by de
   layer above the bottom, and residual connections again start at the third layer.
   (This is the arrangement of NVIDIA's GNMT v2 reference: attention from the bottom decoder
   layer *of the current step*, so each layer can run over the whole target sequence at once
-  in training.)
+  in training.) With ``input_feeding`` (the default, as TensorFlow's GNMT wraps the bottom
+  cell) the bottom layer also reads the previous step's context, so it knows where it attended
+  last; training then runs the bottom layer step by step (~25 % slower on a CPU).
 - Attention: additive (Bahdanau: vᵀ tanh(W q + U k), GNMT's choice) or scaled dot product.
 - Dropout between layers; the output projection is tied to the target embedding (the top
   layer has the embedding's width), and the source embedding too when ``share_embeddings``.
@@ -64,7 +66,7 @@ class GNMT(nn.Module):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  d_model: int = 256, enc_layers: int = 2, dec_layers: int = 2, dropout: float = 0.2,
-                 attention: str = "additive", share_embeddings: bool = False):
+                 attention: str = "additive", share_embeddings: bool = False, input_feeding: bool = True):
         super().__init__()
         if d_model % 2:
             raise ValueError("d_model must be even (the bidirectional layer gives each direction d/2)")
@@ -73,19 +75,21 @@ class GNMT(nn.Module):
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError("share_embeddings needs one joint vocabulary (source and target sizes differ)")
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        self.d_model = d_model
+        self.d_model, self.input_feeding = d_model, input_feeding
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
         self.src_embedding = self.tgt_embedding if share_embeddings else nn.Embedding(src_vocab_size, d_model,
                                                                                       padding_idx=pad_id)
         self.encoder_bidirectional = nn.LSTM(d_model, d_model // 2, batch_first=True, bidirectional=True)
         self.encoder = nn.ModuleList(nn.LSTM(d_model, d_model, batch_first=True) for _ in range(enc_layers - 1))
-        self.decoder_bottom = nn.LSTM(d_model, d_model, batch_first=True)
+        self.decoder_bottom = nn.LSTM(2 * d_model if input_feeding else d_model, d_model, batch_first=True)
         self.decoder = nn.ModuleList(nn.LSTM(2 * d_model, d_model, batch_first=True) for _ in range(dec_layers - 1))
         self.attention = SourceAttention(d_model, attention)
         self.drop = nn.Dropout(dropout)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -0.1, 0.1)  # GNMT's init: every parameter uniform in [-0.1, 0.1]
+        # Embeddings uniform in [-0.1, 0.1] (GNMT's init); LSTMs and linear layers keep PyTorch's
+        # ±1/√d (GNMT put every weight in ±0.1: on a toy copy task that plateaued far longer).
         with torch.no_grad():
+            for embedding in (self.src_embedding, self.tgt_embedding):
+                nn.init.uniform_(embedding.weight, -0.1, 0.1)
             self.src_embedding.weight[pad_id].zero_()
             self.tgt_embedding.weight[pad_id].zero_()
 
@@ -125,8 +129,16 @@ class GNMT(nn.Module):
         """Top decoder states [N, T, d] under teacher forcing (``logits`` turns them into scores)."""
         memory = self._encode(src_ids, src_mask)
         keys = self.attention.project_keys(memory)
-        bottom, _ = self.decoder_bottom(self.drop(self.tgt_embedding(tgt_in)))
-        context, _ = self.attention(bottom, keys, memory, src_mask)
+        embedded = self.drop(self.tgt_embedding(tgt_in))
+        if self.input_feeding:  # the bottom layer needs the previous context: one step at a time
+            state = self.init_state({"memory": memory})
+            steps = [self._bottom_step(embedded[:, t: t + 1], memory, keys, src_mask, state)
+                     for t in range(tgt_in.shape[1])]
+            bottom = torch.cat([b for b, _, _ in steps], dim=1)
+            context = torch.cat([c for _, c, _ in steps], dim=1)
+        else:  # the whole target sequence at once, then attention for every position
+            bottom, _ = self.decoder_bottom(embedded)
+            context, _ = self.attention(bottom, keys, memory, src_mask)
         top, _ = self._upper(bottom, context, None)
         return top
 
@@ -137,13 +149,26 @@ class GNMT(nn.Module):
 
     def init_state(self, memory: Tree) -> Tree:
         zeros = memory["memory"].new_zeros(memory["memory"].shape[0], self.d_model)
-        return {f"{kind}{index}": zeros for index in range(len(self.decoder) + 1) for kind in "hc"}
+        state = {f"{kind}{index}": zeros for index in range(len(self.decoder) + 1) for kind in "hc"}
+        return state | ({"context": zeros} if self.input_feeding else {})
+
+    def _bottom_step(self, embedded: Tensor, memory: Tensor, keys: Tensor, mask: Tensor,
+                     state: Tree) -> tuple[Tensor, Tensor, Tensor]:
+        """Bottom layer + attention for one target position; updates ``state`` (h0, c0, context) in place."""
+        inputs = torch.cat([embedded, state["context"].unsqueeze(1)], dim=-1) if self.input_feeding else embedded
+        bottom, (h, c) = self.decoder_bottom(inputs, (state["h0"].unsqueeze(0).contiguous(),
+                                                      state["c0"].unsqueeze(0).contiguous()))
+        context, weights = self.attention(bottom, keys, memory, mask)
+        state["h0"], state["c0"] = h.squeeze(0), c.squeeze(0)
+        if self.input_feeding:
+            state["context"] = context[:, -1]
+        return bottom, context, weights
 
     def decode_step(self, memory: Tree, prev_tokens: Tensor, state: Tree) -> tuple[Tensor, Tensor, Tree]:
         embedded = self.drop(self.tgt_embedding(prev_tokens.unsqueeze(1)))
-        bottom, (h, c) = self.decoder_bottom(embedded, (state["h0"].unsqueeze(0).contiguous(),
-                                                        state["c0"].unsqueeze(0).contiguous()))
-        context, weights = self.attention(bottom, memory["keys"], memory["memory"], memory["mask"])
+        bottom_state = dict(state)
+        bottom, context, weights = self._bottom_step(embedded, memory["memory"], memory["keys"], memory["mask"],
+                                                     bottom_state)
         top, new_state = self._upper(bottom, context, state)
-        new_state["h0"], new_state["c0"] = h.squeeze(0), c.squeeze(0)
+        new_state |= {k: v for k, v in bottom_state.items() if k in ("h0", "c0", "context")}
         return self.logits(top[:, -1]).log_softmax(dim=-1), weights[:, -1], new_state

@@ -71,6 +71,7 @@ class NMTConfig:
     attention_dropout: float = 0.0  # Transformer only
     activation_dropout: float = 0.0  # Transformer only: on the feed-forward ReLU
     attention: str = "additive"  # GNMT only: additive (Bahdanau, GNMT's) or dot
+    input_feeding: bool = True  # GNMT only: the bottom decoder layer also reads the previous context
     share_embeddings: bool = True  # one matrix for source, target, output (joint vocabulary only)
     lr: float = 1e-3  # peak learning rate
     warmup: int = 500  # steps of linear warm-up, then ∝ 1/√step
@@ -110,7 +111,7 @@ def build_model(config: NMTConfig, vocab: dict[str, Any]) -> nn.Module:
         return Transformer(**common, heads=config.heads, ff_dim=config.ff_dim,
                            attention_dropout=config.attention_dropout, activation_dropout=config.activation_dropout)
     if config.arch == "gnmt":
-        return GNMT(**common, attention=config.attention)
+        return GNMT(**common, attention=config.attention, input_feeding=config.input_feeding)
     raise CasebookError(f"unknown NMT architecture {config.arch!r}", hint=f"choose one of {', '.join(ARCHS)}")
 
 
