@@ -50,7 +50,8 @@ def test_search_beats_chance_and_reports_a_leaderboard(fitted):
     assert {"trial", "model", "status", "cv_roc_auc", "ensemble_weight"} <= set(board.columns)
     complete = board[board["status"] == "complete"]
     assert complete["cv_roc_auc"].is_monotonic_decreasing
-    assert complete["ensemble_weight"].sum() == pytest.approx(1.0)
+    # the leaderboard rounds each weight to 4 decimals, so the sum may miss 1 by a few 1e-4
+    assert complete["ensemble_weight"].sum() == pytest.approx(1.0, abs=1e-3)
 
 
 def test_saved_pipeline_reloads_and_predicts_identically(fitted, tmp_path):
