@@ -172,6 +172,58 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None) -> 
     return lines
 
 
+def translate_sections(ladder: dict | None, smt: dict | None) -> list[str]:
+    lines = ["## Translation — SMT → GNMT-style → Transformer", ""]
+    if smt:
+        rows = pd.DataFrame(smt["smt"])[["pair", "corpus", "eval_split", "BLEU", "chrF", "fit_s", "tune_s",
+                                          "sentences_per_s"]]
+        lines += [f"Phrase-based SMT alone. Command: `{smt['settings']['command']}`. {smt['settings']['split']}; "
+                  f"{smt['settings']['note']}. BLEU signature `{smt['smt'][0]['bleu_signature']}`.", "",
+                  markdown(rows, digits=2), ""]
+    if ladder:
+        for pair, result in ladder["pairs"].items():
+            lines += [f"Ladder {pair}, scored on {result['scored_on']} ({result['notes']}). "
+                      f"Command: `{ladder['settings']['command']}`", "",
+                      markdown(pd.DataFrame(result["ladder"]), digits=2), ""]
+        lines += ["The chapter's claim is GNMT +60 % BLEU over phrase-based SMT; at 15 minutes of one thread per "
+                  "neural model the ladder does not hold (the neural models are far from converged). The issue's "
+                  "targets (Transformer ≥ 38 BLEU en→de, ≥ 30 ja→en in ≤ 2 h) are not reached yet.", ""]
+    return lines
+
+
+def drive_sections(pilot: dict | None, detector: dict | None, ppo: dict | None) -> list[str]:
+    lines = ["## Autopilot — detector, PilotNet behaviour cloning, PPO", ""]
+    if pilot:
+        rows = []
+        for name in ("expert", "pilotnet"):
+            if run := pilot.get(name):
+                rows.append({"agent": name, "episodes": run["episodes"], "return mean": run.get("return_mean"),
+                             "return sd": run.get("return_sd"), "laps finished": run["laps_finished"],
+                             "departures/episode": run["departures_per_episode"]})
+        lines += [f"CarRacing-v3 from pixels, evaluation seeds {pilot['seeds']['evaluation']} (training seeds "
+                  f"{pilot['seeds']['training']}); {pilot['machine']['note']}. Commands: "
+                  + "; ".join(f"`{pilot[k]['command']}`" for k in ("train", "expert", "pilotnet") if k in pilot)
+                  + ".", "", markdown(pd.DataFrame(rows), digits=1), ""]
+        if autonomy := pilot.get("pilotnet", {}).get("autonomy_run"):
+            lines += [f"PilotNet autonomy (1 − interventions × 6 s / elapsed) over {autonomy['episodes']} episodes: "
+                      f"{autonomy['autonomy']:.1%} ({autonomy['interventions']} interventions in "
+                      f"{autonomy['elapsed_s']:.0f} s). Target ≥ 900 mean return over 100 episodes: not reached "
+                      "(30 episodes measured).", ""]
+    if detector:
+        rows = pd.DataFrame(detector["detector"])[["model", "input_px", "map50", "map75", "train_frames",
+                                                   "eval_frames", "train_s", "inference_fps"]]
+        lines += [f"Vehicle detector on highway-env frames labelled from the simulator state. Command: "
+                  f"`{detector['settings']['command']}`; eval seeds {detector['settings']['eval_seeds']}.", "",
+                  markdown(rows, digits=3), ""]
+    if ppo:
+        rows = pd.DataFrame(ppo["agents"])[["agent", "episodes", "collision_rate", "mean_speed", "mean_abs_jerk",
+                                            "return_default", "return_ours", "timesteps"]]
+        lines += [f"PPO on highway-fast ({ppo['settings']['env']}). Command: `{ppo['settings']['command']}`. "
+                  "Target: collision rate < 2 % at ≥ 25 m/s over 100 episodes — not reached.", "",
+                  markdown(rows, digits=3), ""]
+    return lines
+
+
 def main() -> None:
     lines = ["# Results", "",
              "Every figure we claim, with the command, data, split and seed that produced it. This file is "
@@ -188,6 +240,10 @@ def main() -> None:
         if (result := load(name))}
     if load_runs:
         lines += load_section(load_runs)
+    if any(load(n) for n in ("translate_ladder", "translate_smt")):
+        lines += translate_sections(load("translate_ladder"), load("translate_smt"))
+    if any(load(n) for n in ("drive_pilotnet", "drive_detector", "drive_ppo")):
+        lines += drive_sections(load("drive_pilotnet"), load("drive_detector"), load("drive_ppo"))
     if any(load(n) for n in ("automl_suite", "automl_devtime", "automl_projects")):
         lines += automl_sections(load("automl_suite"), load("automl_devtime"), load("automl_projects"))
     if derm := load("derm"):
