@@ -8,11 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from unittest import mock
 
 import pandas as pd
 import pytest
 
+from cli_helpers import run_case_cli
 from mlcasebook.core.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ham10000"
@@ -26,17 +26,7 @@ def run_cli(*args, timeout=300):
 
 
 def run_main(capsys, *args) -> tuple[int, str, str]:
-    """The same entry point in this process: exit code, stdout, stderr."""
-    from mlcasebook.cli import main
-
-    with mock.patch.object(sys, "argv", ["mlcasebook", "derm", *map(str, args)]):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_case_cli(capsys, "derm", *args)
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from unittest import mock
 
 import imageio.v2 as imageio
 import pytest
 
+from cli_helpers import run_case_cli
 from mlcasebook.drive.tour import SPEC
 
 
 def run_main(capsys, *args) -> tuple[int, str, str]:
-    from mlcasebook.cli import main
-
-    with mock.patch.object(sys, "argv", ["mlcasebook", "drive", *map(str, args)]):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_case_cli(capsys, "drive", *args)
 
 
 @pytest.fixture(autouse=True)

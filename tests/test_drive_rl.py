@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from unittest import mock
-
 import numpy as np
 import pytest
+
+from cli_helpers import run_case_cli
 
 pytest.importorskip("highway_env")
 
@@ -100,16 +99,7 @@ def test_evaluation_figures_are_consistent():
 
 
 def run_main(capsys, *args) -> tuple[int, str, str]:
-    from mlcasebook.cli import main
-
-    with mock.patch.object(sys, "argv", ["mlcasebook", "drive", *map(str, args)]):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_case_cli(capsys, "drive", *args)
 
 
 def test_ppo_eval_without_a_checkpoint_is_a_clear_error(capsys, tmp_path):

@@ -3,14 +3,14 @@ service through the real CLI, on a tiny phrase-based model trained here on a toy
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
 from unittest import mock
 
 import pytest
+
+from cli_helpers import run_case_cli
 
 SUBJECTS = [("a dog", "ein Hund"), ("a cat", "eine Katze"), ("the man", "der Mann"), ("the woman", "die Frau"),
             ("a child", "ein Kind")]
@@ -30,20 +30,7 @@ def toy_corpus(root: Path) -> Path:
 
 
 def run_main(capsys, *args, stdin: str | None = None) -> tuple[int, str, str]:
-    """``mlcasebook translate ...`` in this process: exit code, stdout, stderr."""
-    from mlcasebook.cli import main
-
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(sys, "argv", ["mlcasebook", "translate", *map(str, args)]))
-        if stdin is not None:
-            stack.enter_context(mock.patch.object(sys, "stdin", io.StringIO(stdin)))
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_case_cli(capsys, "translate", *args, stdin=stdin)
 
 
 @pytest.fixture(scope="module")
