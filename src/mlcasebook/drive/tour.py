@@ -92,7 +92,8 @@ def run_quick(out_dir: Path, smoke: bool = False) -> CaseOutcome:
     seconds = time.perf_counter() - started
 
     report = Report(SPEC.title, case="drive")
-    report.text(f"Quick mode: PilotNet (5 conv + 3 FC layers, 96x96 RGB in, steering and gas/brake out) cloned "
+    report.text(f"Quick mode: PilotNet (5 conv + 3 FC layers, 96x96 RGB in, steering and a target speed out; a "
+                f"speedometer controller turns the speed into gas/brake) cloned "
                 f"from {config.demo_episodes} expert laps and {config.recovery_episodes} recovery lap(s) of at most "
                 f"{config.max_steps} steps on training seeds, with shifted views (±{config.max_shift_px} px, "
                 f"steering corrected), {config.epochs} epochs, no DAgger; {history[-1]['frames']} frames. Then the "
