@@ -22,6 +22,7 @@ One thread, on a shared 2-core box, under the drive lock:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--autonomy-episodes", type=int, default=20)
     parser.add_argument("--model", type=Path, default=Path("benchmarks/out/drive/pilotnet.pt"))
     parser.add_argument("--minutes", type=float, default=None, help="time budget of the training stage")
+    parser.add_argument("--dagger", type=int, default=None,
+                        help="DAgger rounds (default: BCConfig's); a larger number extends a finished run")
     parser.add_argument("--json", type=Path, default=Path("docs/results/drive_pilotnet.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -66,6 +69,8 @@ def main() -> None:
         save("steps_per_second", {"random actions, frames rendered": speeds}, command.format("speed"))
     if "train" in args.stages:
         config = BCConfig(minutes=args.minutes)
+        if args.dagger is not None:
+            config = dataclasses.replace(config, dagger_iterations=args.dagger)
         started = time.monotonic()
         train_bc(args.model, config)
         from mlcasebook.drive.pilotnet import load_pilotnet
@@ -77,7 +82,8 @@ def main() -> None:
                        "train_seconds_total": meta["history"][-1]["seconds"] if meta["history"] else None,
                        "model": str(args.model)},
              command.format("train") + f" --model {args.model}"
-             + (f" --minutes {args.minutes:g}" if args.minutes else ""))
+             + (f" --minutes {args.minutes:g}" if args.minutes else "")
+             + (f" --dagger {args.dagger}" if args.dagger is not None else ""))
     for name in ("pilotnet", "expert"):
         if name not in args.stages:
             continue

@@ -14,8 +14,12 @@ Each phase is its own locked run (so none holds the lock for long); results accu
 
     OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py --train ours
     OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py --train default
+    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py --train warm
     OMP_NUM_THREADS=1 flock /tmp/mlcasebook-drive.lock .venv/bin/python benchmarks/drive_ppo.py \
-        --evaluate ours default expert --episodes 100
+        --evaluate ours default warm warm-bc expert --episodes 100
+
+``warm`` is AlphaGo's order on the road: clone the expert's decisions (``--warm-start`` episodes on
+training seeds) into the policy, then improve it by PPO under our reward.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ import torch
 
 from common import print_table, save
 from mlcasebook.core.sources import cache_dir
-from mlcasebook.drive.rl import IDMStandIn, evaluate_highway, load_ppo_agent, train_ppo
+from mlcasebook.drive.rl import WARM_START_MODEL, IDMStandIn, evaluate_highway, load_ppo_agent, train_ppo
 
 TARGET = {"collision_rate_below": 0.02, "mean_speed_at_least": 25.0, "episodes": 100}
+# run name → reward; "warm" first clones the highway expert into the policy, then fine-tunes by PPO
+RUNS = {"ours": "ours", "default": "default", "warm": "ours"}
 
 
 class ExpertAdapter:
@@ -65,9 +71,11 @@ def expert_agent() -> tuple[object, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", nargs="*", default=[], choices=["ours", "default"])
-    parser.add_argument("--evaluate", nargs="*", default=[], choices=["ours", "default", "expert", "idm"],
-                        help="idm: highway-env's own IDM + MOBIL driver in the ego's seat (a reference)")
+    parser.add_argument("--train", nargs="*", default=[], choices=list(RUNS))
+    parser.add_argument("--evaluate", nargs="*", default=[], choices=[*RUNS, "warm-bc", "expert", "idm"],
+                        help="warm-bc: the warm run's expert clone before any PPO step; idm: highway-env's "
+                             "own IDM + MOBIL driver in the ego's seat (a reference)")
+    parser.add_argument("--warm-start", type=int, default=150, help="expert episodes cloned by the warm run")
     parser.add_argument("--timesteps", type=int, default=6_144, help="per agent (a multiple of 768 = one update)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -78,7 +86,7 @@ def main() -> None:
     torch.set_num_threads(1)
     runs = args.runs_dir or cache_dir() / "drive" / "ppo"
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    training = {row["reward"]: row for row in previous.get("training", [])}
+    training = {row.get("run", row["reward"]): row for row in previous.get("training", [])}
     agents = {row["agent"]: row for row in previous.get("agents", [])}
     settings = previous.get("settings", {}) | {
         "command": "see the docstring of benchmarks/drive_ppo.py (one locked run per phase)",
@@ -94,10 +102,13 @@ def main() -> None:
                 print_table(table, f"drive PPO: {name}")
         save(args.out, settings, tables)
 
-    for reward in args.train:
+    for run in args.train:
         began = time.perf_counter()
-        state = train_ppo(reward=reward, timesteps=args.timesteps, out=runs / reward, seed=args.seed, resume=True)
-        training[reward] = {"reward": reward, "timesteps": state["timesteps_done"], "train_s": state["train_s"],
+        reward = RUNS[run]
+        state = train_ppo(reward=reward, timesteps=args.timesteps, out=runs / run, seed=args.seed, resume=True,
+                          warm_start_episodes=args.warm_start if run == "warm" else 0)
+        training[run] = {"run": run, "reward": reward, "timesteps": state["timesteps_done"],
+                         "train_s": state["train_s"], "warm_start": state.get("warm_start"),
                             "sessions": state["sessions"], "wall_s_this_run": round(time.perf_counter() - began, 1),
                             "steps_per_s": round(state["timesteps_done"] / max(state["train_s"], 1e-9), 2),
                             "weights": state["settings"]["weights"], "ppo": state["settings"]["ppo"]}
@@ -107,8 +118,12 @@ def main() -> None:
             agent, description = expert_agent()
         elif name == "idm":
             agent, description = IDMStandIn(target_speed=30.0), "highway-env's IDMVehicle + MOBIL, target 30 m/s"
+        elif name == "warm-bc":
+            agent, description = (load_ppo_agent(runs / "warm" / WARM_START_MODEL),
+                                  "the warm run's policy after cloning the expert, before any PPO step")
         else:
-            agent, description = load_ppo_agent(runs / name), f"PPO trained on the {name} reward"
+            agent, description = load_ppo_agent(runs / name), (
+                f"PPO trained on the {RUNS[name]} reward" + (", warm-started from the expert" if name == "warm" else ""))
         began = time.perf_counter()
         figures = evaluate_highway(agent, episodes=args.episodes)
         agents[name] = {"agent": name, "description": description,
@@ -120,7 +135,7 @@ def main() -> None:
                         "return_ours": round(figures["return_ours"], 2), "mean_steps": round(figures["mean_steps"], 1),
                         "episodes": figures["episodes"], "seeds": figures["seeds"],
                         # a string for the non-learning drivers: a None would turn the column to NaN in the JSON
-                        "timesteps": training.get(name, {}).get("timesteps", "not trained"),
+                        "timesteps": (0 if name == "warm-bc" else training.get(name, {}).get("timesteps", "not trained")),
                         "meets_target": bool(figures["collision_rate"] < TARGET["collision_rate_below"]
                                              and figures["mean_speed"] >= TARGET["mean_speed_at_least"]
                                              and figures["episodes"] >= TARGET["episodes"]),

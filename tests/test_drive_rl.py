@@ -114,3 +114,48 @@ def test_ppo_train_rejects_bad_options(capsys, tmp_path):
     code, _, err = run_main(capsys, "ppo-train", "--reward", "default", "--w-jerk", "-1", "--out", tmp_path,
                             "--timesteps", 10)
     assert code == 2 and "--reward ours" in err
+
+
+def _expert_action(env, expert) -> str:
+    base = env.unwrapped
+    return base.action_type.actions[int(expert.act(env))]
+
+
+def test_highway_expert_slows_then_escapes_a_slow_leader():
+    from mlcasebook.drive.experts import HighwayExpert
+
+    expert = HighwayExpert()
+    env = make_rl_env("default")
+    env.reset(seed=11)
+    ego, _ = _only_ego_and_leader(env, gap_m=25.0, ego_speed=25.0, leader_speed=12.0)
+    ego.speed_index = 1  # target 25 m/s: too fast 25 m behind a car at 12 m/s
+    assert _expert_action(env, expert) == "SLOWER"
+    ego.speed_index, ego.speed = 0, 20.0  # already at the lowest target: the way out is sideways
+    assert _expert_action(env, expert) in ("LANE_LEFT", "LANE_RIGHT")
+    env.close()
+
+
+def test_highway_expert_speeds_up_on_a_free_road():
+    from mlcasebook.drive.experts import HighwayExpert
+
+    env = make_rl_env("default")
+    env.reset(seed=11)
+    ego, leader = _only_ego_and_leader(env, gap_m=150.0, ego_speed=25.0, leader_speed=25.0)
+    ego.speed_index = 1
+    assert _expert_action(env, HighwayExpert()) == "FASTER"
+    env.close()
+
+
+def test_warm_start_clones_the_expert_into_the_policy():
+    from stable_baselines3 import PPO
+
+    from mlcasebook.drive.rl import expert_demonstrations, warm_start
+
+    observations, actions, returns = expert_demonstrations(1, "ours", progress=False)
+    assert len(observations) == len(actions) == len(returns) > 0
+    model = PPO("MlpPolicy", make_rl_env("ours"), n_steps=64, seed=0, device="cpu")
+    before = warm_start(model, observations, actions, returns, epochs=0)
+    after = warm_start(model, observations, actions, returns, epochs=150, batch_size=32)
+    majority = np.bincount(actions).max() / len(actions)
+    assert after["actor_loss"] < before["actor_loss"] and after["train_accuracy"] > max(0.8, majority)
+    assert after["critic_loss"] < before["critic_loss"]

@@ -245,6 +245,10 @@ def _load_round(path: Path, model: PilotNet, optimizer: torch.optim.Optimizer) -
     return meta
 
 
+def _without_rounds(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "dagger_iterations"}
+
+
 def train_bc(out: Path | str, config: BCConfig | None = None, work_dir: Path | str | None = None,
              log=print) -> Path:
     """Demonstrations + recovery data → PilotNet → DAgger rounds; writes the model to ``out``.
@@ -257,12 +261,14 @@ def train_bc(out: Path | str, config: BCConfig | None = None, work_dir: Path | s
     work.mkdir(parents=True, exist_ok=True)
     settings = dataclasses.asdict(config) | {"minutes": None}
     recorded = work / "config.json"
-    if recorded.is_file() and json.loads(recorded.read_text()) != settings:
+    # more DAgger rounds extend a run (its rounds so far are a prefix); any other change does not fit
+    if recorded.is_file() and _without_rounds(json.loads(recorded.read_text())) != _without_rounds(settings):
         raise CasebookError(f"{work} holds a run with other settings",
-                            hint="delete that folder or pass the same options to resume it")
+                            hint="delete that folder or pass the same options to resume it "
+                                 "(only the number of DAgger rounds may grow)")
     recorded.write_text(json.dumps(settings, indent=1))
-    started = time.monotonic()
-    deadline = started + config.minutes * 60 if config.minutes else None
+    started = time.monotonic()  # moved back on resume so that "seconds" counts all runs
+    deadline = time.monotonic() + config.minutes * 60 if config.minutes else None
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = PilotNet()
@@ -284,6 +290,9 @@ def train_bc(out: Path | str, config: BCConfig | None = None, work_dir: Path | s
                                        config, "dagger", learner=model))
         if round_path.is_file():
             history = _load_round(round_path, model, optimizer)["history"]
+            # training time adds up across runs: this run's clock starts where the last round ended
+            earlier_seconds = history[-1]["seconds"] if history else 0.0
+            started = time.monotonic() - earlier_seconds
             log(f"round {round_}: resumed from {round_path}")
             continue
         frames = np.concatenate([p[0] for p in parts])

@@ -73,6 +73,9 @@ def ppo_train(
     w_steering: float = typer.Option(None, help="Weight of the steering-rate term (default -0.1)."),
     w_speed: float = typer.Option(None, help="Weight of the speed term (default 1)."),
     w_progress: float = typer.Option(None, help="Weight of the progress term (default 0)."),
+    warm_start: int = typer.Option(0, "--warm-start", min=0, max=200,
+                                   help="First clone the highway expert from this many episodes into the "
+                                        "policy, then fine-tune by PPO (0: PPO from scratch)."),
 ) -> None:
     """Train PPO on highway-fast (kinematics state, not pixels) under our reward or the default one."""
     from dataclasses import replace
@@ -89,7 +92,8 @@ def ppo_train(
     if given and reward != "ours":
         raise CasebookError("--w-* weights apply to --reward ours only", hint="drop them, or pass --reward ours")
     weights = replace(RewardWeights(), **given)
-    state = train_ppo(reward=reward, timesteps=timesteps, out=out_path, seed=seed, weights=weights, resume=resume)
+    state = train_ppo(reward=reward, timesteps=timesteps, out=out_path, seed=seed, weights=weights, resume=resume,
+                      warm_start_episodes=warm_start)
     out.print(f"PPO ({reward} reward) → {out_path}: {state['timesteps_done']} steps, {state['train_s']} s\n"
               f"measure it: mlcasebook drive ppo-eval --model {out_path} --episodes 100")
 

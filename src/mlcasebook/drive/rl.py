@@ -62,10 +62,86 @@ def _save(model, out: Path, state: dict) -> None:
     atomic_write_text(state_path, json.dumps(state, indent=2))
 
 
+# the warm start's expert episodes: seed 41,000 + 200·seed + k, training seeds apart from PPO's own
+# (seed·1,000 + 4·session, seed ≤ 40)
+WARM_START_SEED0 = 41_000
+MAX_WARM_START_EPISODES = 200
+WARM_START_MODEL = "warm_start.zip"
+
+
+def expert_demonstrations(episodes: int, reward: str = "ours", weights: RewardWeights | None = None,
+                          seed: int = 0, gamma: float = PPO_SETTINGS["gamma"],
+                          progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The highway expert drives ``episodes`` training episodes: (observations, its actions, the
+    discounted return from each step under ``reward``) — what the warm start imitates and fits."""
+    from .experts import HighwayExpert
+
+    expert = HighwayExpert()
+    env = make_rl_env(reward, weights)
+    observations, actions, returns = [], [], []
+    with bar(episodes, "expert demonstrations", disable=not progress) as advance:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=WARM_START_SEED0 + seed * MAX_WARM_START_EPISODES + k)
+            rewards, done = [], False
+            while not done:
+                action = int(expert.act(env, obs))
+                observations.append(obs)
+                actions.append(action)
+                obs, reward_value, terminated, truncated, _ = env.step(action)
+                rewards.append(float(reward_value))
+                done = terminated or truncated
+            discounted, running = [], 0.0
+            for value in reversed(rewards):  # the episode's end is a true end (crash or time limit)
+                running = value + gamma * running
+                discounted.append(running)
+            returns.extend(reversed(discounted))
+            advance(1)
+    env.close()
+    return (np.asarray(observations, dtype=np.float32), np.asarray(actions, dtype=np.int64),
+            np.asarray(returns, dtype=np.float32))
+
+
+def warm_start(model, observations: np.ndarray, actions: np.ndarray, returns: np.ndarray, epochs: int = 30,
+               batch_size: int = 256, lr: float = 1e-3, seed: int = 0) -> dict:
+    """Behaviour cloning into a fresh PPO policy (AlphaGo's order: imitate, then improve by RL).
+
+    The actor learns the expert's action (cross-entropy), the critic its discounted return (MSE), so
+    the first PPO updates start from sensible advantages instead of tearing the policy apart.
+    Returns the final losses and the training accuracy of the actor."""
+    import torch
+
+    policy = model.policy
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+    obs_t, act_t, ret_t = torch.as_tensor(observations), torch.as_tensor(actions), torch.as_tensor(returns)
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        order = torch.randperm(len(obs_t), generator=generator)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            values, log_prob, _ = policy.evaluate_actions(obs_t[batch], act_t[batch])
+            actor_loss = -log_prob.mean()
+            critic_loss = torch.nn.functional.mse_loss(values.flatten(), ret_t[batch])
+            optimizer.zero_grad()
+            (actor_loss + 0.5 * critic_loss).backward()
+            optimizer.step()
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        values, log_prob, _ = policy.evaluate_actions(obs_t, act_t)
+        predicted = policy.get_distribution(obs_t).distribution.probs.argmax(dim=1)
+    return {"actor_loss": round(float(-log_prob.mean()), 4),
+            "critic_loss": round(float(torch.nn.functional.mse_loss(values.flatten(), ret_t)), 4),
+            "train_accuracy": round(float((predicted == act_t).float().mean()), 4), "samples": int(len(obs_t))}
+
+
 def train_ppo(reward: str = "ours", timesteps: int = 20_000, out: Path | str = "ppo-highway", seed: int = 0,
               weights: RewardWeights | None = None, resume: bool = False, checkpoint_every: int = 2_000,
-              progress: bool = True) -> dict:
-    """Train (or continue training) PPO; returns the state written to ``out/state.json``."""
+              progress: bool = True, warm_start_episodes: int = 0) -> dict:
+    """Train (or continue training) PPO; returns the state written to ``out/state.json``.
+
+    ``warm_start_episodes`` > 0: before any PPO step, clone the highway expert's decisions from that
+    many training episodes into the policy (``warm_start``), then fine-tune it by PPO at a fifth of
+    the learning rate (the full rate unlearns the clone in a few updates)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -78,12 +154,19 @@ def train_ppo(reward: str = "ours", timesteps: int = 20_000, out: Path | str = "
     out = Path(out)
     model_path, state_path = _paths(out)
     weights = weights or RewardWeights()
+    if not 0 <= warm_start_episodes <= MAX_WARM_START_EPISODES:
+        raise CasebookError(f"--warm-start must be 0 … {MAX_WARM_START_EPISODES}, got {warm_start_episodes}",
+                            hint="e.g. --warm-start 150")
+    ppo_settings = dict(PPO_SETTINGS)
+    if warm_start_episodes:
+        ppo_settings["learning_rate"] = PPO_SETTINGS["learning_rate"] / 5
     settings = {"reward": reward, "weights": weights.as_dict() if reward == "ours" else None, "seed": seed,
-                "ppo": PPO_SETTINGS, "observation": "kinematics (5 vehicles x [presence, x, y, vx, vy])",
-                "env": "highway-fast-v0"}
+                "ppo": ppo_settings, "observation": "kinematics (5 vehicles x [presence, x, y, vx, vy])",
+                "env": "highway-fast-v0", "warm_start_episodes": warm_start_episodes}
     state = {"settings": settings, "timesteps_done": 0, "train_s": 0.0, "sessions": 0}
     if resume and state_path.is_file() and model_path.is_file():
         state = json.loads(state_path.read_text())
+        state["settings"].setdefault("warm_start_episodes", 0)  # runs from before the warm start existed
         if state["settings"] != settings:
             raise CasebookError(f"{out} holds a run with other settings ({state['settings']['reward']} reward)",
                                 hint="rerun with the same options, or use another --out")
@@ -102,10 +185,18 @@ def train_ppo(reward: str = "ours", timesteps: int = 20_000, out: Path | str = "
     if state["timesteps_done"]:
         model = PPO.load(model_path, env=vec_env, device="cpu")
     else:
-        model = PPO("MlpPolicy", vec_env, n_steps=PPO_SETTINGS["n_steps"], batch_size=PPO_SETTINGS["batch_size"],
-                    n_epochs=PPO_SETTINGS["n_epochs"], learning_rate=PPO_SETTINGS["learning_rate"],
-                    gamma=PPO_SETTINGS["gamma"], policy_kwargs={"net_arch": PPO_SETTINGS["net_arch"]},
+        model = PPO("MlpPolicy", vec_env, n_steps=ppo_settings["n_steps"], batch_size=ppo_settings["batch_size"],
+                    n_epochs=ppo_settings["n_epochs"], learning_rate=ppo_settings["learning_rate"],
+                    gamma=ppo_settings["gamma"], policy_kwargs={"net_arch": ppo_settings["net_arch"]},
                     seed=seed, device="cpu", verbose=0)
+        if warm_start_episodes:
+            began = time.perf_counter()
+            demos = expert_demonstrations(warm_start_episodes, reward, weights, seed=seed, progress=progress)
+            state["warm_start"] = warm_start(model, *demos, seed=seed)
+            state["warm_start"]["seconds"] = round(time.perf_counter() - began, 1)
+            out.mkdir(parents=True, exist_ok=True)
+            model.save(out / WARM_START_MODEL)  # the clone before any PPO step, to measure what RL adds
+            state["train_s"] = state["warm_start"]["seconds"]
     out.mkdir(parents=True, exist_ok=True)
 
     class Checkpoints(BaseCallback):
@@ -154,12 +245,14 @@ class PPOAgent:
 
 
 def load_ppo_agent(path: Path | str) -> PPOAgent:
-    """Load ``out`` of ``train_ppo`` (the folder, or its model.zip)."""
+    """Load ``out`` of ``train_ppo`` (the folder, or one of its zips: model.zip, warm_start.zip)."""
     from stable_baselines3 import PPO
 
     path = Path(path)
     folder = path if path.suffix != ".zip" else path.parent
     model_path, state_path = _paths(folder)
+    if path.suffix == ".zip":  # a given zip: model.zip, or the warm start's clone beside it
+        model_path = path
     if not model_path.is_file():
         raise CasebookError(f"no PPO checkpoint at {path} (expected {model_path})",
                             hint="train one with `mlcasebook drive ppo-train --out PATH`, then pass that PATH")
@@ -203,8 +296,12 @@ def _forward_speed(vehicle) -> float:
 
 
 def evaluate_highway(agent, episodes: int = 100, seeds: list[int] | None = None,
-                     weights: RewardWeights | None = None, progress: bool = True) -> dict:
+                     weights: RewardWeights | None = None, progress: bool = True,
+                     allow_training_seeds: bool = False) -> dict:
     """Drive ``episodes`` episodes on highway-fast (seeds 100,000 + i unless given).
+
+    Seeds below 100,000 are refused unless ``allow_training_seeds`` (a tuning sweep, which must
+    never look at the evaluation seeds, runs on training seeds on purpose).
 
     Collision rate: share of episodes that end in a crash. Speeds: the ego's forward speed at every
     policy step (1 Hz); mean |jerk|: |second difference of that speed trace| / dt², pooled over
@@ -214,7 +311,7 @@ def evaluate_highway(agent, episodes: int = 100, seeds: list[int] | None = None,
     seeds = list(seeds) if seeds is not None else [EVAL_SEED0 + i for i in range(episodes)]
     if len(seeds) != episodes:
         raise CasebookError(f"{episodes} episodes but {len(seeds)} seeds", hint="give one seed per episode")
-    if any(s < EVAL_SEED0 for s in seeds):
+    if not allow_training_seeds and any(s < EVAL_SEED0 for s in seeds):
         raise CasebookError("evaluation seeds must be >= 100000 (lower seeds are training or detector data)",
                             hint="leave --seeds out to use 100000 + i")
     env = SafeComfortReward(make_highway(), weights)
