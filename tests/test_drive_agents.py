@@ -132,3 +132,23 @@ def test_unknown_names_give_clear_errors():
         episodes.make_agent("chauffeur", "carracing")
     with pytest.raises(CasebookError, match="needs a trained model"):
         episodes.make_agent("pilotnet", "carracing")
+
+
+def test_a_resumed_bc_run_may_add_dagger_rounds_but_not_change_settings(tmp_path):
+    import dataclasses
+    import json
+
+    from mlcasebook.core.errors import CasebookError
+
+    config = bc.BCConfig()
+    recorded = json.loads(json.dumps(dataclasses.asdict(config) | {"minutes": None}))
+    more_rounds = json.loads(json.dumps(dataclasses.asdict(dataclasses.replace(config, dagger_iterations=9))
+                                        | {"minutes": None}))
+    assert bc._without_rounds(recorded) == bc._without_rounds(more_rounds)
+    older = {key: value for key, value in recorded.items() if key != "human_data"}  # before human laps existed
+    assert bc._without_rounds(older) == bc._without_rounds(recorded)
+    work = tmp_path / "p.pt.work"
+    work.mkdir()
+    (work / "config.json").write_text(json.dumps(recorded | {"lr": 0.5}))
+    with pytest.raises(CasebookError, match="other settings"):
+        bc.train_bc(tmp_path / "p.pt", config)

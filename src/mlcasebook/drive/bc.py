@@ -63,6 +63,7 @@ class BCConfig:
     noise_every_steps: int = 60
     seed: int = 0                    # training seeds are seed * 1000 + k, all < 50,000
     minutes: float | None = None     # stop training rounds when this wall-clock budget is spent
+    human_data: tuple[str, ...] = ()  # files from `drive record-human`, added to the demonstrations
 
     def episode_seed(self, stage: int, k: int) -> int:
         seed = self.seed * 1000 + stage * 100 + k
@@ -246,7 +247,8 @@ def _load_round(path: Path, model: PilotNet, optimizer: torch.optim.Optimizer) -
 
 
 def _without_rounds(settings: dict) -> dict:
-    return {key: value for key, value in settings.items() if key != "dagger_iterations"}
+    """The settings a resumed run must share (runs from before human data existed had none)."""
+    return {"human_data": []} | {key: value for key, value in settings.items() if key != "dagger_iterations"}
 
 
 def train_bc(out: Path | str, config: BCConfig | None = None, work_dir: Path | str | None = None,

@@ -101,7 +101,7 @@ def collect(
     steps: int = typer.Option(1000, min=10, help="Steps per episode at most."),
     seed: int = typer.Option(0, min=0, max=49, help="Selects the block of training seeds."),
 ) -> None:
-    """Record CarRacing demonstrations from the expert: frames and (steer, gas − brake) labels."""
+    """Record CarRacing demonstrations from the expert: frames and (steer, target speed) labels."""
     from .bc import BCConfig, collect_stage
 
     if out_path.exists():
@@ -114,6 +114,21 @@ def collect(
                                           "recovery" if recovery else "expert")
     returns = ", ".join(f"{s['return']:.0f}" for s in stats)
     out.print(f"{len(frames)} frames from {episodes} episodes (returns {returns}) → {out_path}")
+
+
+@app.command("record-human")
+def record_human(
+    out_path: Path = typer.Option(..., "--out", help="Where to write the laps (same format as `collect`)."),
+    laps: int = typer.Option(1, min=1, max=10, help="Laps to drive (training tracks seed*1000 + 990 + k)."),
+    steps: int = typer.Option(1000, min=10, help="Frames per lap at most (CarRacing's limit is 1000)."),
+    seed: int = typer.Option(0, min=0, max=49, help="Selects the block of training tracks."),
+) -> None:
+    """Drive CarRacing yourself (arrow keys or W A S D, Esc stops) and record the laps as PilotNet
+    demonstrations; add them to training with `mlcasebook drive train --human PATH`. Needs a screen."""
+    from .human import record_human_laps
+
+    path = record_human_laps(out_path, laps=laps, seed=seed, max_steps=steps, log=out.print)
+    out.print(f"laps → {path}\ntrain on them: mlcasebook drive train --out pilotnet.pt --human {path}")
 
 
 @app.command()
@@ -129,6 +144,8 @@ def train(
     minutes: float = typer.Option(None, min=0.1, help="Stop after the round that crosses this time budget."),
     seed: int = typer.Option(0, min=0, max=49, help="Seed of initialisation and of the training episodes."),
     threads: int = typer.Option(None, min=1, help="CPU threads for torch (default: torch's)."),
+    human: list[Path] = typer.Option(None, "--human", help="Laps from `mlcasebook drive record-human` to add to "
+                                     "the expert's demonstrations (repeat for several files)."),
 ) -> None:
     """Behaviour cloning: PilotNet from expert demonstrations + recovery data, then DAgger rounds.
     Rerunning the same command resumes after the last finished stage."""
@@ -145,6 +162,12 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     config = BCConfig(seed=seed, minutes=minutes)
+    if human:
+        from .human import load_human_data
+
+        for path in human:
+            load_human_data(path)  # fail now, with the file's name, not after the expert's laps
+        config.human_data = tuple(str(path) for path in human)
     for name, value in (("dagger_iterations", dagger), ("demo_episodes", demos), ("recovery_episodes", recovery),
                         ("epochs", epochs), ("max_steps", steps)):
         if value is not None:
