@@ -122,8 +122,8 @@ def main() -> None:
             agent, description = (load_ppo_agent(runs / "warm" / WARM_START_MODEL),
                                   "the warm run's policy after cloning the expert, before any PPO step")
         else:
-            agent, description = load_ppo_agent(runs / name), (
-                f"PPO trained on the {RUNS[name]} reward" + (", warm-started from the expert" if name == "warm" else ""))
+            warm_note = ", warm-started from the expert" if name == "warm" else ""
+            agent, description = load_ppo_agent(runs / name), f"PPO trained on the {RUNS[name]} reward{warm_note}"
         began = time.perf_counter()
         figures = evaluate_highway(agent, episodes=args.episodes)
         agents[name] = {"agent": name, "description": description,
@@ -135,7 +135,7 @@ def main() -> None:
                         "return_ours": round(figures["return_ours"], 2), "mean_steps": round(figures["mean_steps"], 1),
                         "episodes": figures["episodes"], "seeds": figures["seeds"],
                         # a string for the non-learning drivers: a None would turn the column to NaN in the JSON
-                        "timesteps": (0 if name == "warm-bc" else training.get(name, {}).get("timesteps", "not trained")),
+                        "timesteps": 0 if name == "warm-bc" else training.get(name, {}).get("timesteps", "not trained"),
                         "meets_target": bool(figures["collision_rate"] < TARGET["collision_rate_below"]
                                              and figures["mean_speed"] >= TARGET["mean_speed_at_least"]
                                              and figures["episodes"] >= TARGET["episodes"]),

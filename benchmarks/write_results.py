@@ -191,6 +191,36 @@ def translate_sections(ladder: dict | None, smt: dict | None) -> list[str]:
     return lines
 
 
+def highway_frontier_plot(frontier: dict, ppo: dict | None) -> Path:
+    """Mean speed against collision rate: the expert's margins, the agents, and the issue's target box."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = RESULTS / "drive_highway_frontier.png"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.axvspan(0, 2, ymin=0, ymax=1, color="#d8f0d8", zorder=0)
+    ax.axhline(25, color="#3a7d3a", lw=1, ls="--")
+    ax.text(0.2, 25.15, "target: < 2 % at ≥ 25 m/s", color="#3a7d3a", fontsize=8)
+    points = pd.DataFrame(frontier["frontier"])
+    ax.plot(points["collision_rate"] * 100, points["mean_speed"], "o-", color="#444",
+            label="expert, margins (train seeds)")
+    for _, row in points.iterrows():
+        ax.annotate(row["margin"], (row["collision_rate"] * 100, row["mean_speed"]), textcoords="offset points",
+                    xytext=(5, -10), fontsize=7)
+    for row in (ppo or {}).get("agents", []):
+        ax.plot(row["collision_rate"] * 100, row["mean_speed"], "s", label=f"{row['agent']} (eval seeds)")
+    ax.set_xlabel("collision rate, %")
+    ax.set_ylabel("mean speed, m/s")
+    ax.set_title("highway-fast: speed is bought with crashes")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def drive_sections(pilot: dict | None, detector: dict | None, ppo: dict | None,
                    frontier: dict | None = None) -> list[str]:
     lines = ["## Autopilot — detector, PilotNet behaviour cloning, PPO", ""]
@@ -232,6 +262,8 @@ def drive_sections(pilot: dict | None, detector: dict | None, ppo: dict | None,
                   markdown(pd.DataFrame(frontier["frontier"])[columns], digits=3), ""]
         if frontier.get("evaluation"):
             lines += [markdown(pd.DataFrame(frontier["evaluation"])[columns], digits=3), ""]
+        plot = highway_frontier_plot(frontier, ppo)
+        lines += [f"![speed against collision rate on highway-fast](results/{plot.name})", ""]
     if ppo:
         rows = pd.DataFrame(ppo["agents"])[["agent", "episodes", "collision_rate", "mean_speed", "mean_abs_jerk",
                                             "return_default", "return_ours", "timesteps"]]

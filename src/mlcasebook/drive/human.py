@@ -59,7 +59,7 @@ def record_human_laps(out: Path | str, laps: int = 1, seed: int = 0, frame_strid
     """Open CarRacing's window and record ``laps`` episodes driven from the keyboard (training seeds
     ``seed·1,000 + 990 + k``, k < 10); every ``frame_stride``-th frame is kept, as in the expert's data."""
     from .bc import _save_data
-    from .envs import TRAIN_SEEDS, make_env
+    from .envs import TRAIN_SEEDS
     from .experts import car_speed
 
     out = Path(out)
@@ -90,8 +90,10 @@ def record_human_laps(out: Path | str, laps: int = 1, seed: int = 0, frame_strid
                 if quit_all:
                     break
                 held = pygame.key.get_pressed()
-                action = action_from_keys(held[pygame.K_LEFT] or held[pygame.K_a], held[pygame.K_RIGHT] or held[pygame.K_d],
-                                          held[pygame.K_UP] or held[pygame.K_w], held[pygame.K_DOWN] or held[pygame.K_s])
+                action = action_from_keys(held[pygame.K_LEFT] or held[pygame.K_a],
+                                          held[pygame.K_RIGHT] or held[pygame.K_d],
+                                          held[pygame.K_UP] or held[pygame.K_w],
+                                          held[pygame.K_DOWN] or held[pygame.K_s])
                 if steps % frame_stride == 0:
                     lap_frames.append(obs)
                 steering.append(action[0])
