@@ -29,6 +29,7 @@ import inspect
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -36,11 +37,16 @@ import torch
 
 from common import print_table, save
 from mlcasebook.core.sources import cache_dir
+from mlcasebook.drive.rewards import RewardWeights
 from mlcasebook.drive.rl import WARM_START_MODEL, IDMStandIn, evaluate_highway, load_ppo_agent, train_ppo
 
 TARGET = {"collision_rate_below": 0.02, "mean_speed_at_least": 25.0, "episodes": 100}
-# run name → reward; "warm" first clones the highway expert into the policy, then fine-tunes by PPO
-RUNS = {"ours": "ours", "default": "default", "warm": "ours"}
+# run name → reward; "warm" first clones the highway expert into the policy, then fine-tunes by PPO;
+# "warm-safe" does the same under our reward with a crash weighted 4x (-20 instead of -5): the
+# warm run's PPO traded crashes for speed, so this asks whether a costlier crash holds the clone's safety
+RUNS = {"ours": "ours", "default": "default", "warm": "ours", "warm-safe": "ours"}
+WEIGHT_OVERRIDES = {"warm-safe": {"collision": -20.0}}
+WARM_RUNS = ("warm", "warm-safe")
 
 
 class ExpertAdapter:
@@ -75,7 +81,7 @@ def main() -> None:
     parser.add_argument("--evaluate", nargs="*", default=[], choices=[*RUNS, "warm-bc", "expert", "idm"],
                         help="warm-bc: the warm run's expert clone before any PPO step; idm: highway-env's "
                              "own IDM + MOBIL driver in the ego's seat (a reference)")
-    parser.add_argument("--warm-start", type=int, default=150, help="expert episodes cloned by the warm run")
+    parser.add_argument("--warm-start", type=int, default=100, help="expert episodes cloned by the warm run")
     parser.add_argument("--timesteps", type=int, default=6_144, help="per agent (a multiple of 768 = one update)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -105,8 +111,9 @@ def main() -> None:
     for run in args.train:
         began = time.perf_counter()
         reward = RUNS[run]
+        weights = replace(RewardWeights(), **WEIGHT_OVERRIDES.get(run, {}))
         state = train_ppo(reward=reward, timesteps=args.timesteps, out=runs / run, seed=args.seed, resume=True,
-                          warm_start_episodes=args.warm_start if run == "warm" else 0)
+                          weights=weights, warm_start_episodes=args.warm_start if run in WARM_RUNS else 0)
         training[run] = {"run": run, "reward": reward, "timesteps": state["timesteps_done"],
                          "train_s": state["train_s"], "warm_start": state.get("warm_start"),
                             "sessions": state["sessions"], "wall_s_this_run": round(time.perf_counter() - began, 1),
@@ -122,7 +129,8 @@ def main() -> None:
             agent, description = (load_ppo_agent(runs / "warm" / WARM_START_MODEL),
                                   "the warm run's policy after cloning the expert, before any PPO step")
         else:
-            warm_note = ", warm-started from the expert" if name == "warm" else ""
+            warm_note = ", warm-started from the expert" if name in WARM_RUNS else ""
+            warm_note += f", weights changed: {WEIGHT_OVERRIDES[name]}" if name in WEIGHT_OVERRIDES else ""
             agent, description = load_ppo_agent(runs / name), f"PPO trained on the {RUNS[name]} reward{warm_note}"
         began = time.perf_counter()
         figures = evaluate_highway(agent, episodes=args.episodes)

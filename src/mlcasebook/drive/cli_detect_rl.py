@@ -73,9 +73,10 @@ def ppo_train(
     w_steering: float = typer.Option(None, help="Weight of the steering-rate term (default -0.1)."),
     w_speed: float = typer.Option(None, help="Weight of the speed term (default 1)."),
     w_progress: float = typer.Option(None, help="Weight of the progress term (default 0)."),
-    warm_start: int = typer.Option(0, "--warm-start", min=0, max=200,
+    warm_start: int = typer.Option(0, "--warm-start", min=0, max=100,
                                    help="First clone the highway expert from this many episodes into the "
-                                        "policy, then fine-tune by PPO (0: PPO from scratch)."),
+                                        "policy, then 3 DAgger rounds, then fine-tune by PPO (0: PPO from "
+                                        "scratch)."),
 ) -> None:
     """Train PPO on highway-fast (kinematics state, not pixels) under our reward or the default one."""
     from dataclasses import replace
