@@ -241,7 +241,8 @@ def drive_sections(pilot: dict | None, detector: dict | None, ppo: dict | None,
         if train := pilot.get("train"):
             history = train["history"]
             lines += [f"Training: {len(history) - 1} DAgger rounds after the first fit, {history[-1]['frames']} "
-                      f"frames, {train['train_seconds_total'] / 60:.0f} min of training in all (1 thread).", ""]
+                      f"frames, {train['train_seconds_total'] / 60:.0f} min of training in all (1 thread)."
+                      + (f" {train['note'][0].upper()}{train['note'][1:]}." if train.get("note") else ""), ""]
         if pilotnet := pilot.get("pilotnet"):
             reached = pilotnet["episodes"] >= 100 and pilotnet["return_mean"] >= 900
             lines += [f"Target (issue 7): PilotNet mean return ≥ 900 over 100 episodes — "
