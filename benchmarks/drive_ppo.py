@@ -28,6 +28,7 @@ import argparse
 import inspect
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -94,8 +95,11 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     training = {row.get("run", row["reward"]): row for row in previous.get("training", [])}
     agents = {row["agent"]: row for row in previous.get("agents", [])}
+    # every invocation that wrote into this JSON, in order (one locked run per phase)
+    invocation = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/drive_ppo.py " + " ".join(sys.argv[1:])
+    commands = [c for c in previous.get("settings", {}).get("commands", []) if c != invocation] + [invocation]
     settings = previous.get("settings", {}) | {
-        "command": "see the docstring of benchmarks/drive_ppo.py (one locked run per phase)",
+        "command": "see `commands`: one run per phase, results accumulate in this JSON", "commands": commands,
         "env": "highway-fast-v0 (3 lanes, 20 vehicles, 30 s episodes, 1 decision/s), kinematics observation",
         "train_seeds": f"PPO env seeds {args.seed * 1000}+ (< 50,000)", "seed": args.seed,
         "threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

@@ -271,9 +271,13 @@ def drive_sections(pilot: dict | None, detector: dict | None, ppo: dict | None,
     if ppo:
         rows = pd.DataFrame(ppo["agents"])[["agent", "episodes", "collision_rate", "mean_speed", "mean_abs_jerk",
                                             "return_default", "return_ours", "timesteps"]]
+        # PPO steps; the drivers that do not learn have none
+        rows["timesteps"] = [f"{int(v)}" if isinstance(v, (int, float)) and v == v else "—" for v in rows["timesteps"]]
         met = [row["agent"] for row in ppo["agents"] if row.get("meets_target")]
-        lines += [f"PPO on highway-fast ({ppo['settings']['env']}). Command: `{ppo['settings']['command']}`. "
-                  f"Target: collision rate < 2 % at ≥ 25 m/s over 100 episodes — "
+        commands = ppo["settings"].get("commands") or [ppo["settings"]["command"]]
+        lines += [f"PPO on highway-fast ({ppo['settings']['env']}). Commands, in order: "
+                  + "; ".join(f"`{command}`" for command in commands)
+                  + ". Target: collision rate < 2 % at ≥ 25 m/s over 100 episodes — "
                   + (f"met by {', '.join(met)}." if met else "met by no agent."), "",
                   markdown(rows, digits=3), ""]
     return lines
