@@ -140,15 +140,34 @@ def test_a_resumed_bc_run_may_add_dagger_rounds_but_not_change_settings(tmp_path
 
     from mlcasebook.core.errors import CasebookError
 
-    config = bc.BCConfig()
-    recorded = json.loads(json.dumps(dataclasses.asdict(config) | {"minutes": None}))
-    more_rounds = json.loads(json.dumps(dataclasses.asdict(dataclasses.replace(config, dagger_iterations=9))
-                                        | {"minutes": None}))
-    assert bc._without_rounds(recorded) == bc._without_rounds(more_rounds)
-    older = {key: value for key, value in recorded.items() if key != "human_data"}  # before human laps existed
-    assert bc._without_rounds(older) == bc._without_rounds(recorded)
+    config = bc.BCConfig(human_data=("laps.pt",))
+    on_disk = json.loads(json.dumps(bc._settings(config)))  # what train_bc writes, read back
+    more_rounds = bc._settings(dataclasses.replace(config, dagger_iterations=9))
+    assert bc._without_rounds(on_disk) == bc._without_rounds(more_rounds)
+    plain = bc._settings(bc.BCConfig())
+    older = {key: value for key, value in plain.items() if key != "human_data"}  # before human laps existed
+    assert bc._without_rounds(older) == bc._without_rounds(plain)
     work = tmp_path / "p.pt.work"
     work.mkdir()
-    (work / "config.json").write_text(json.dumps(recorded | {"lr": 0.5}))
+    (work / "config.json").write_text(json.dumps(on_disk | {"lr": 0.5}))
     with pytest.raises(CasebookError, match="other settings"):
         bc.train_bc(tmp_path / "p.pt", config)
+
+
+def test_human_laps_join_the_demonstrations(tmp_path, monkeypatch):
+    """train_bc fits on the expert's laps plus the recorded human laps (collection and fitting stubbed)."""
+    laps = tmp_path / "laps.pt"
+    bc._save_data(laps, np.full((3, 96, 96, 3), 7, np.uint8), np.zeros((3, 2), np.float32), [{"mode": "human"}])
+    demo = (np.zeros((5, 96, 96, 3), np.uint8), np.zeros((5, 2), np.float32), [{"return": 900.0}])
+    monkeypatch.setattr(bc, "collect_stage", lambda *args, **kwargs: demo)
+    seen = []
+
+    def fake_fit(model, optimizer, frames, labels, *args):
+        seen.append(frames)
+        return [0.1]
+
+    monkeypatch.setattr(bc, "fit", fake_fit)
+    config = bc.BCConfig(recovery_episodes=0, dagger_iterations=0, human_data=(str(laps),))
+    bc.train_bc(tmp_path / "p.pt", config, log=lambda message: None)
+    assert len(seen[0]) == 5 + 3 and (seen[0][5:] == 7).all()
+    bc.train_bc(tmp_path / "p.pt", config, log=lambda message: None)  # the same run resumes without complaint

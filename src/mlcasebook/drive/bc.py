@@ -246,6 +246,12 @@ def _load_round(path: Path, model: PilotNet, optimizer: torch.optim.Optimizer) -
     return meta
 
 
+def _settings(config: BCConfig) -> dict:
+    """What identifies a run, as config.json holds it: through JSON, so that a tuple compares equal
+    to the list read back (the time budget is not part of it: a resumed run may get a new one)."""
+    return json.loads(json.dumps(dataclasses.asdict(config) | {"minutes": None}))
+
+
 def _without_rounds(settings: dict) -> dict:
     """The settings a resumed run must share (runs from before human data existed had none)."""
     return {"human_data": []} | {key: value for key, value in settings.items() if key != "dagger_iterations"}
@@ -261,7 +267,7 @@ def train_bc(out: Path | str, config: BCConfig | None = None, work_dir: Path | s
     out = Path(out)
     work = Path(work_dir) if work_dir else out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
-    settings = dataclasses.asdict(config) | {"minutes": None}
+    settings = _settings(config)
     recorded = work / "config.json"
     # more DAgger rounds extend a run (its rounds so far are a prefix); any other change does not fit
     if recorded.is_file() and _without_rounds(json.loads(recorded.read_text())) != _without_rounds(settings):
@@ -279,6 +285,10 @@ def train_bc(out: Path | str, config: BCConfig | None = None, work_dir: Path | s
     demo = collect_stage(work / "demos.pt", [config.episode_seed(0, k) for k in range(config.demo_episodes)],
                          config, "expert")
     parts = [demo]
+    if config.human_data:
+        from .human import load_human_data
+
+        parts += [load_human_data(path) for path in config.human_data]
     if config.recovery_episodes:
         parts.append(collect_stage(work / "recovery.pt",
                                    [config.episode_seed(1, k) for k in range(config.recovery_episodes)],

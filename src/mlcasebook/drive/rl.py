@@ -165,7 +165,7 @@ def train_ppo(reward: str = "ours", timesteps: int = 20_000, out: Path | str = "
     weights = weights or RewardWeights()
     if not 0 <= warm_start_episodes <= MAX_WARM_START_EPISODES:
         raise CasebookError(f"--warm-start must be 0 … {MAX_WARM_START_EPISODES}, got {warm_start_episodes}",
-                            hint="e.g. --warm-start 150")
+                            hint="e.g. --warm-start 100")
     ppo_settings = dict(PPO_SETTINGS)
     if warm_start_episodes:
         ppo_settings["learning_rate"] = PPO_SETTINGS["learning_rate"] / 5
