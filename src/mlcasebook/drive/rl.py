@@ -207,7 +207,7 @@ def train_ppo(reward: str = "ours", timesteps: int = 20_000, out: Path | str = "
                 visited = expert_demonstrations(per_round, reward, weights, seed=seed, learner=model,
                                                 first_episode=warm_start_episodes + round_ * per_round,
                                                 progress=progress)
-                data = tuple(np.concatenate([old, new]) for old, new in zip(data, visited))
+                data = tuple(np.concatenate([old, new]) for old, new in zip(data, visited, strict=True))
                 rounds.append(warm_start(model, *data, seed=seed))
             state["warm_start"] = rounds[-1] | {"dagger_rounds": WARM_START_DAGGER_ROUNDS,
                                                 "first_fit_accuracy": rounds[0]["train_accuracy"]}
