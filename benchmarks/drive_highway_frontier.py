@@ -25,7 +25,7 @@ import torch
 
 from common import print_table, save
 from mlcasebook.drive.experts import HighwayExpert
-from mlcasebook.drive.rl import evaluate_highway
+from mlcasebook.drive.rl import HighwayExpertAgent, evaluate_highway
 
 TRAIN_SEED0 = 3_000
 MARGINS = {  # name → HighwayExpert keyword arguments, from most to least careful
@@ -36,19 +36,6 @@ MARGINS = {  # name → HighwayExpert keyword arguments, from most to least care
     "reckless": {"min_gap": 3.0, "headway": 0.2, "interval": 0.3, "change_margin": 0.0, "rear_headway": 0.1,
                  "brake": 6.0},
 }
-
-
-class ExpertAgent:
-    reads_state = True
-
-    def __init__(self, expert: HighwayExpert):
-        self.expert = expert
-
-    def reset(self, env) -> None:
-        self.expert.reset()
-
-    def act(self, env, obs):
-        return self.expert.act(env, obs)
 
 
 def main() -> None:
@@ -64,7 +51,7 @@ def main() -> None:
         began = time.perf_counter()
         seeds = [TRAIN_SEED0 + i for i in range(args.episodes)]
         # evaluate_highway refuses training seeds for evaluation; the sweep passes them on purpose
-        figures = evaluate_highway(ExpertAgent(HighwayExpert(**MARGINS[name])), episodes=args.episodes,
+        figures = evaluate_highway(HighwayExpertAgent(HighwayExpert(**MARGINS[name])), episodes=args.episodes,
                                    seeds=seeds, allow_training_seeds=True)
         rows.append({"margin": name, "seeds": figures["seeds"], "episodes": figures["episodes"],
                      "collision_rate": round(figures["collision_rate"], 4),
@@ -75,7 +62,7 @@ def main() -> None:
     evaluation = []
     if args.eval_episodes:
         began = time.perf_counter()
-        figures = evaluate_highway(ExpertAgent(HighwayExpert()), episodes=args.eval_episodes)
+        figures = evaluate_highway(HighwayExpertAgent(HighwayExpert()), episodes=args.eval_episodes)
         evaluation.append({"margin": "default", "seeds": figures["seeds"], "episodes": figures["episodes"],
                            "collision_rate": round(figures["collision_rate"], 4),
                            "collision_rate_95ci": figures["collision_rate_95ci"],

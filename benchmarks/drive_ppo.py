@@ -6,9 +6,8 @@ training seeds < 50,000; then drives every agent on the same evaluation episodes
 100,000 + i, and reports collision rate (with a Wilson 95 % interval), mean forward speed, mean
 |jerk| (second difference of the 1 Hz speed trace) and mean return under both rewards.
 
-The expert is the case's highway expert (``drive.experts.HighwayExpert``) when that module has
-it, else highway-env's own IDM + MOBIL driver in the ego's seat (``rl.IDMStandIn``, target 30 m/s);
-the JSON says which.
+The expert is the case's highway expert (``drive.experts.HighwayExpert``); ``idm`` is highway-env's
+own IDM + MOBIL driver in the ego's seat (``rl.IDMStandIn``, target 30 m/s), a reference.
 
 Each phase is its own locked run (so none holds the lock for long); results accumulate in the JSON:
 
@@ -25,7 +24,6 @@ training seeds) into the policy, then improve it by PPO under our reward.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -39,7 +37,14 @@ import torch
 from common import print_table, save
 from mlcasebook.core.sources import cache_dir
 from mlcasebook.drive.rewards import RewardWeights
-from mlcasebook.drive.rl import WARM_START_MODEL, IDMStandIn, evaluate_highway, load_ppo_agent, train_ppo
+from mlcasebook.drive.rl import (
+    WARM_START_MODEL,
+    HighwayExpertAgent,
+    IDMStandIn,
+    evaluate_highway,
+    load_ppo_agent,
+    train_ppo,
+)
 
 TARGET = {"collision_rate_below": 0.02, "mean_speed_at_least": 25.0, "episodes": 100}
 # run name → reward; "warm" first clones the highway expert into the policy, then fine-tunes by PPO;
@@ -48,32 +53,6 @@ TARGET = {"collision_rate_below": 0.02, "mean_speed_at_least": 25.0, "episodes":
 RUNS = {"ours": "ours", "default": "default", "warm": "ours", "warm-safe": "ours"}
 WEIGHT_OVERRIDES = {"warm-safe": {"collision": -20.0}}
 WARM_RUNS = ("warm", "warm-safe")
-
-
-class ExpertAdapter:
-    """The case's highway expert behind ``evaluate_highway``'s agent interface (it reads the state)."""
-
-    reads_state = True
-
-    def __init__(self, expert):
-        self.expert = expert
-
-    def reset(self, env) -> None:
-        if hasattr(self.expert, "reset"):
-            takes_env = len(inspect.signature(self.expert.reset).parameters) > 0
-            self.expert.reset(env) if takes_env else self.expert.reset()
-
-    def act(self, env, obs):
-        return self.expert.act(env, obs)
-
-
-def expert_agent() -> tuple[object, str]:
-    try:
-        from mlcasebook.drive.experts import HighwayExpert
-    except ImportError:
-        return IDMStandIn(target_speed=30.0), ("stand-in: highway-env's IDMVehicle + MOBIL in the ego's seat, "
-                                               "target speed 30 m/s (drive.experts.HighwayExpert not available)")
-    return ExpertAdapter(HighwayExpert()), "drive.experts.HighwayExpert (lane keeping + car following)"
 
 
 def main() -> None:
@@ -126,7 +105,8 @@ def main() -> None:
         write()
     for name in args.evaluate:
         if name == "expert":
-            agent, description = expert_agent()
+            agent = HighwayExpertAgent()
+            description = "drive.experts.HighwayExpert (gap acceptance + safe lane changes)"
         elif name == "idm":
             agent, description = IDMStandIn(target_speed=30.0), "highway-env's IDMVehicle + MOBIL, target 30 m/s"
         elif name == "warm-bc":

@@ -309,6 +309,24 @@ class IDMStandIn:
         return 1  # IDLE: the IDM vehicle decides on its own
 
 
+class HighwayExpertAgent:
+    """The case's highway expert (``experts.HighwayExpert``) behind ``evaluate_highway``'s agent
+    interface: it reads the road, not the observation."""
+
+    reads_state = True
+
+    def __init__(self, expert=None):
+        from .experts import HighwayExpert
+
+        self.expert = expert or HighwayExpert()
+
+    def reset(self, env) -> None:
+        self.expert.reset()
+
+    def act(self, env, obs):
+        return self.expert.act(env, obs)
+
+
 def _forward_speed(vehicle) -> float:
     return float(vehicle.speed * math.cos(vehicle.heading))
 
