@@ -216,7 +216,15 @@ class HighwayExpert:
         safe = [v for v in speeds if gap >= self.needed_gap(v, lead_speed, self.headway)]
         return max(safe) if safe else None
 
-    def escape_lane(self, road, ego, leader: tuple[float, float], index: dict, allowed) -> str | None:
+    @staticmethod
+    def side_lanes(road, ego, allowed):
+        """(action name, lane index) of each neighbouring lane the ego may change into now."""
+        for side_lane in road.network.side_lanes(ego.lane_index):
+            name = "LANE_LEFT" if side_lane[2] < ego.lane_index[2] else "LANE_RIGHT"
+            if allowed(name) and road.network.get_lane(side_lane).is_reachable_from(ego.position):
+                yield name, side_lane
+
+    def escape_lane(self, road, ego, leader: tuple[float, float], allowed) -> str | None:
         """The neighbouring lane whose leader the ego reaches last (time to collision), if it beats
         staying and the car that would follow leaves at least the standstill margin."""
 
@@ -225,10 +233,7 @@ class HighwayExpert:
             return math.inf if closing <= 0 else gap / closing
 
         best, best_time = None, time_to_reach(*leader)
-        for side_lane in road.network.side_lanes(ego.lane_index):
-            name = "LANE_LEFT" if side_lane[2] < ego.lane_index[2] else "LANE_RIGHT"
-            if not allowed(name) or not road.network.get_lane(side_lane).is_reachable_from(ego.position):
-                continue
+        for name, side_lane in self.side_lanes(road, ego, allowed):
             new_leader, new_follower = self.gaps(road, ego, side_lane)
             if new_leader[0] < self.min_gap or new_follower[0] < self.needed_gap(new_follower[1], ego.speed, 0.0):
                 continue
@@ -247,7 +252,7 @@ class HighwayExpert:
         if not isinstance(action_type, DiscreteMetaAction):
             raise TypeError(f"HighwayExpert handles DiscreteMetaAction and ContinuousAction, not {action_type}")
         index = {name: i for i, name in action_type.actions.items()}
-        available = {i for i in unwrapped.get_available_actions()}
+        available = set(unwrapped.get_available_actions())
 
         def allowed(name: str) -> bool:
             return name in index and index[name] in available
@@ -261,15 +266,12 @@ class HighwayExpert:
         if here is None:
             # already at the lowest target speed (20 m/s on highway-fast) behind a slower car: the
             # env cannot slow the ego further, so the only way out is sideways
-            escape = self.escape_lane(road, ego, leader, index, allowed)
+            escape = self.escape_lane(road, ego, leader, allowed)
             if escape is not None:
                 return index[escape]
         best, best_key = None, (here if here is not None else -1.0, min(leader[0], 200.0))
         if ego.target_lane_index == ego.lane_index:  # never start a change while one is under way
-            for side_lane in road.network.side_lanes(ego.lane_index):
-                name = "LANE_LEFT" if side_lane[2] < ego.lane_index[2] else "LANE_RIGHT"
-                if not allowed(name) or not road.network.get_lane(side_lane).is_reachable_from(ego.position):
-                    continue
+            for name, side_lane in self.side_lanes(road, ego, allowed):
                 new_leader, new_follower = self.gaps(road, ego, side_lane)
                 if new_follower[0] < self.needed_gap(new_follower[1], ego.speed, self.rear_headway):
                     continue
