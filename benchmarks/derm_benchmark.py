@@ -4,7 +4,7 @@ Trains (or reuses, when the same configuration already produced it) and evaluate
 
 - ``small-cnn``: a small CNN from scratch at 64 px (what no transfer learning gives);
 - ``frozen-lr``: frozen ImageNet EfficientNet-Lite0 features + logistic regression;
-- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 with blocks 11-15 + head fine-tuned.
+- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 fine-tuned end to end at 128 px.
 
 Protocol: ``derm.data.split_indices`` seed 0 (train 4,307 / calibration 479 / validation
 1,198 images, stratified by diagnosis, grouped by lesion). Every choice — epochs and settings
@@ -18,7 +18,8 @@ malignant-vs-benign AUC, sensitivity and specificity at the calibration-chosen t
 95 % bootstrap intervals, ECE before / after temperature scaling, training time (wall, cache +
 epochs), and single-image CPU latency and images/s on one thread.
 
-    flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --json docs/results/derm.json
+    flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --threads 2 \
+        --json docs/results/derm.json
     .venv/bin/python benchmarks/derm_benchmark.py --archs small-cnn frozen-lr   # the cheap baselines only
     .venv/bin/python benchmarks/derm_benchmark.py --quick                        # smoke run, a few minutes
     flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --imbalance-study \
@@ -45,9 +46,15 @@ from common import console, print_table
 from mlcasebook.core.claims import claims_for
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
-from mlcasebook.derm.data import CLASSES, load_dataset, split_indices
-from mlcasebook.derm.evaluate import evaluate_probabilities, expected_calibration_error, softmax
-from mlcasebook.derm.models import TTA_ELEMENTS, LiteClassifierNet, dihedral, load_classifier, to_pixels
+from mlcasebook.derm.data import CLASSES, MALIGNANT_MASK, load_dataset, split_indices
+from mlcasebook.derm.evaluate import (
+    choose_threshold,
+    evaluate_probabilities,
+    expected_calibration_error,
+    malignant_risk,
+    softmax,
+)
+from mlcasebook.derm.models import CACHED_CUT, TTA_ELEMENTS, LiteClassifierNet, dihedral, load_classifier, to_pixels
 from mlcasebook.derm.train import train_classifier
 
 # The main model first: its figures are written even if a baseline is interrupted.
@@ -74,7 +81,7 @@ def validation_logits(classifier, lesion_set, rows: np.ndarray, batch_size: int 
     images = lesion_set.read_images(classifier.image_size, rows)
     module = classifier.module
     with torch.inference_mode():
-        if not isinstance(module, LiteClassifierNet):
+        if not isinstance(module, LiteClassifierNet) or module.cut == 0:  # nothing frozen to share
             return torch.cat([classifier.logits(images[s:s + 32], tta=True)
                               for s in range(0, len(images), 32)]).double().numpy()
         key = (_trunk_key(module, classifier.image_size), tuple(rows[:3]), len(rows))
@@ -140,6 +147,8 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     logits = validation_logits(classifier, lesion_set, rows)
     raw = softmax(logits)
     probs = softmax(logits, classifier.temperature)
+    cal_rows = split["calibration"][:100] if args.quick else split["calibration"]
+    cal_probs = softmax(validation_logits(classifier, lesion_set, cal_rows), classifier.temperature)
     result = evaluate_probabilities(probs, labels, classifier.threshold, classifier.target_sensitivity,
                                     n_boot=2000, seed=args.seed)
     one_image = lesion_set.read_images(classifier.image_size, rows[:1], progress=False)[0]
@@ -175,20 +184,54 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     result["malignant"]["roc"] = thin_roc(malignant["roc"])
     detail = {"summary": summary, "evaluation": result, "timing": timing,
               "training": {k: v for k, v in info.items() if k != "source"}}
+    # Kept for the ensemble row, dropped before the JSON is written.
+    detail["_probabilities"] = {"calibration": cal_probs, "validation": probs}
     return summary, detail
 
 
+def ensemble_row(args, lesion_set, split, details: dict) -> tuple[dict, dict]:
+    """The mean of the models' calibrated probabilities, its malignant threshold chosen on the
+    calibration split for the same target sensitivity (an ensemble decided before the run: every
+    model the run trained, equal weights)."""
+    members = list(details)
+    cal_rows = split["calibration"][:100] if args.quick else split["calibration"]
+    rows = split["validation"][:150] if args.quick else split["validation"]
+    cal_probs = np.mean([details[m]["_probabilities"]["calibration"] for m in members], axis=0)
+    probs = np.mean([details[m]["_probabilities"]["validation"] for m in members], axis=0)
+    cal_labels, labels = lesion_set.labels[cal_rows], lesion_set.labels[rows]
+    target = details[members[0]]["evaluation"]["malignant"]["target_sensitivity"]
+    threshold = choose_threshold(malignant_risk(cal_probs), MALIGNANT_MASK[cal_labels], target)
+    result = evaluate_probabilities(probs, labels, threshold, target, n_boot=2000, seed=args.seed)
+    malignant = result["malignant"]
+    summary = {
+        "model": "ensemble: " + " + ".join(members),
+        "balanced_accuracy": result["balanced_accuracy"], "accuracy": result["accuracy"],
+        "macro_auc": result["macro_auc"], "malignant_auc": malignant["auc"],
+        "sensitivity": malignant["sensitivity"], "sensitivity_ci95": malignant["ci95"]["sensitivity"],
+        "specificity": malignant["specificity"], "specificity_ci95": malignant["ci95"]["specificity"],
+        "threshold": threshold,
+        "roc_specificity_at_sensitivity_0.89": specificity_at(malignant["roc"], 0.89),
+        "roc_specificity_at_sensitivity_0.95": specificity_at(malignant["roc"], 0.95),
+        "ece_after_temperature": result["calibration"]["ece"],
+        "train_seconds": sum(details[m]["summary"]["train_seconds"] for m in members),
+        "latency_ms_1_thread": sum(details[m]["summary"]["latency_ms_1_thread"] for m in members),
+        "latency_tta_ms_1_thread": sum(details[m]["summary"]["latency_tta_ms_1_thread"] for m in members),
+    }
+    result["malignant"]["roc"] = thin_roc(malignant["roc"])
+    return summary, {"summary": summary, "evaluation": result, "members": members}
+
+
 def imbalance_study(args, lesion_set, split) -> dict:
-    """Balanced sampling vs an inverse-frequency weighted loss for the fine-tuned Lite0, both
-    measured on the calibration split (the choice must not look at validation)."""
+    """Balanced sampling vs an inverse-frequency weighted loss for Lite0 fine-tuned on cached
+    activations (cut 11, the recipe this study was made with: 20 min a model instead of 40),
+    both measured on the calibration split (the choice must not look at validation)."""
     rows = split["calibration"]
     labels = lesion_set.labels[rows]
     study = {}
     for imbalance in ("sampling", "weighted"):
-        name = "efficientnet-lite0" if imbalance == "sampling" else "efficientnet-lite0-weighted"
-        out = args.models_dir / f"{name}.pt"
+        out = args.models_dir / f"efficientnet-lite0-cut{CACHED_CUT}-{imbalance}.pt"
         train_classifier(args.data_dir, arch="efficientnet-lite0", out=out, seed=args.seed, imbalance=imbalance,
-                         resume=not args.retrain, threads=args.threads, track=False, progress=True)
+                         cut=CACHED_CUT, resume=not args.retrain, threads=args.threads, track=False, progress=True)
         classifier = load_classifier(out)
         logits = validation_logits(classifier, lesion_set, rows)
         result = evaluate_probabilities(softmax(logits, classifier.temperature), labels, classifier.threshold,
@@ -223,12 +266,14 @@ def write_results(args, argv, split, summaries: list[dict], details: dict) -> No
         "seed": args.seed,
         "protocol": "temperature, threshold (target sensitivity 0.95) and LR's C chosen on the calibration "
                     "split; validation read once; TTA = mean logits over four flips",
-        "machine": "2 shared CPU cores, torch CPU, one torch thread; wall-clock timings with other jobs running",
+        "machine": f"2 CPU cores, torch CPU, {args.threads} torch thread(s) for training; latency on one thread; "
+                   "wall clock",
         "classes": list(CLASSES),
         "targets": TARGETS,
         "models": summaries,
         "chapter": chapter_rows(),
-        "details": details,
+        "details": {name: {k: v for k, v in detail.items() if not k.startswith("_")}
+                    for name, detail in details.items()},
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
 
@@ -240,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=cache_dir() / "derm" / "models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: on a shared, busy box two threads measured 10x slower)")
+                        help="torch threads for training (2 on a quiet 2-core box; on a busy one two threads "
+                             "measured 10x slower than one)")
     parser.add_argument("--retrain", action="store_true", help="train again even if the model file is current")
     parser.add_argument("--imbalance-study", action="store_true",
                         help="only compare balanced sampling with a weighted loss (Lite0) on the calibration split")
@@ -268,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append(summary)
         details[arch] = detail
         if args.json:  # after every model, so that a long run interrupted later keeps what it measured
+            write_results(args, argv, split, summaries, details)
+    if len(details) > 1:
+        summary, detail = ensemble_row(args, lesion_set, split, details)
+        summaries.append(summary)
+        details[summary["model"]] = detail
+        if args.json:
             write_results(args, argv, split, summaries, details)
     table = pd.DataFrame(summaries)
     shown = ["model", "accuracy", "balanced_accuracy", "macro_auc", "malignant_auc", "sensitivity", "specificity",

@@ -14,6 +14,7 @@ from mlcasebook.core.tracking import Tracker
 from mlcasebook.derm.data import CLASSES, MALIGNANT_MASK, read_image
 from mlcasebook.derm.evaluate import sensitivity_specificity, softmax
 from mlcasebook.derm.models import (
+    CACHED_CUT,
     DermClassifier,
     build_model,
     dihedral,
@@ -81,7 +82,7 @@ def test_build_model_shapes_and_gradcam_layer():
 def test_cached_trunk_path_equals_the_full_network(real_images):
     """Training on cached activations is only valid if trunk + rest is exactly the network."""
     images, _ = real_images
-    model = build_model("efficientnet-lite0", image_size=SIZE).eval()
+    model = build_model("efficientnet-lite0", image_size=SIZE, cut=CACHED_CUT).eval()
     with torch.no_grad():
         full = model(pixels_of(images[:4]))
         split = model.from_trunk(model.trunk(pixels_of(images[:4])))
@@ -119,7 +120,7 @@ def test_balanced_sampling_evens_out_classes():
 def _tiny_setup(real_images):
     images, labels = real_images
     torch.manual_seed(0)
-    model = build_model("efficientnet-lite0", image_size=SIZE).eval()
+    model = build_model("efficientnet-lite0", image_size=SIZE, cut=CACHED_CUT).eval()
     with torch.no_grad():
         activations = model.trunk(pixels_of(images))
     return model, activations, labels
@@ -142,7 +143,8 @@ def _fit(model, activations, labels, config, state_file=None, fail_at_epoch=None
 def test_two_batch_training_step_lowers_the_loss(real_images):
     model, activations, labels = _tiny_setup(real_images)
     # 16 images, batches of 8: each epoch is two optimiser steps.
-    config = make_config("efficientnet-lite0", epochs=3, batch_size=8, lr=1e-3, image_size=SIZE, imbalance="weighted")
+    config = make_config("efficientnet-lite0", epochs=3, batch_size=8, lr=1e-3, image_size=SIZE, imbalance="weighted",
+                         cut=CACHED_CUT)
     loss = torch.nn.functional.cross_entropy
     with torch.no_grad():
         before = float(loss(model.eval().from_trunk(activations), torch.from_numpy(labels)))
@@ -154,7 +156,8 @@ def test_two_batch_training_step_lowers_the_loss(real_images):
 
 
 def test_resume_continues_at_the_right_epoch_with_the_same_state(real_images, tmp_path):
-    config = make_config("efficientnet-lite0", epochs=3, batch_size=8, image_size=SIZE, imbalance="sampling")
+    config = make_config("efficientnet-lite0", epochs=3, batch_size=8, image_size=SIZE, imbalance="sampling",
+                         cut=CACHED_CUT)
     reference_model, activations, labels = _tiny_setup(real_images)
     reference = _fit(reference_model, activations, labels, config)
 
@@ -172,7 +175,7 @@ def test_resume_continues_at_the_right_epoch_with_the_same_state(real_images, tm
                                         strict=True):
         torch.testing.assert_close(actual, expected, msg=name, atol=1e-5, rtol=1e-4)
 
-    other = make_config("efficientnet-lite0", epochs=3, batch_size=8, image_size=SIZE, lr=5e-4)
+    other = make_config("efficientnet-lite0", epochs=3, batch_size=8, image_size=SIZE, lr=5e-4, cut=CACHED_CUT)
     with pytest.raises(CasebookError, match="other settings"):
         _fit(resumed_model, activations, labels, other, state_file)
 
@@ -228,3 +231,36 @@ def test_train_classifier_end_to_end_on_a_small_subset(tmp_path, monkeypatch):
     assert not (tmp_path / "small.pt.resume").exists()  # the resume state goes once the model is saved
     assert train_classifier(SHARED, arch="small-cnn", out=out, epochs=1, max_images=64, track=False,
                             progress=False) == out  # same command again: already done, nothing retrained
+
+
+def test_lite_defaults_end_to_end_and_cached_fine_tuning_its_own():
+    end_to_end = make_config("efficientnet-lite0")
+    assert (end_to_end.cut, end_to_end.views) == (0, 0)
+    cached = make_config("efficientnet-lite0", cut=CACHED_CUT)
+    assert cached.cut == CACHED_CUT and cached.views >= 1 and cached.image_size == 224
+    assert make_config("efficientnet-lite0", cut=CACHED_CUT, image_size=160).image_size == 160  # given wins
+    assert make_config("frozen-lr").cut == CACHED_CUT  # reads the cached trunk's pooled features
+    with pytest.raises(CasebookError, match="cut must lie"):
+        make_config("efficientnet-lite0", cut=16)
+    with pytest.raises(CasebookError, match="at least one view"):
+        make_config("efficientnet-lite0", cut=CACHED_CUT, views=0)
+
+
+def test_end_to_end_lite_training_updates_the_whole_network(tmp_path, monkeypatch):
+    """cut 0 fine-tunes from pixels: the ImageNet stem itself moves, and the saved file
+    rebuilds the same network (cut 0) with the same probabilities."""
+    if not (SHARED / "labels.csv").is_file():
+        pytest.skip(f"shared HAM10000 copy not found at {SHARED}")
+    monkeypatch.setenv("MLCASEBOOK_CACHE", str(tmp_path / "cache"))
+    out = train_classifier(SHARED, arch="efficientnet-lite0", out=tmp_path / "lite.pt", epochs=1, max_images=32,
+                           image_size=64, batch_size=16, track=False, progress=False)
+    classifier = load_classifier(out)
+    assert classifier.module.cut == 0 and classifier.info["epochs_done"] == 1
+    imagenet = build_model("efficientnet-lite0", image_size=64)
+    stem_before = imagenet.stem[0].weight
+    stem_after = classifier.module.stem[0].weight
+    assert not torch.allclose(stem_before, stem_after)
+    head_before, head_after = imagenet.blocks[15].state_dict(), classifier.module.blocks[15].state_dict()
+    assert any(not torch.allclose(head_before[k].float(), head_after[k].float()) for k in head_before)
+    images = np.stack([read_image(path, 64) for path in sorted((SHARED / "images").glob("*.jpg"))[:3]])
+    np.testing.assert_array_equal(load_classifier(out).predict_proba(images), classifier.predict_proba(images))

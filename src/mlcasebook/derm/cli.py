@@ -76,6 +76,9 @@ def train(
     target_sensitivity: float = typer.Option(None, min=0.5, max=1.0, help="Malignant sensitivity the operating "
                                              "threshold aims at on the calibration split (default 0.95)."),
     threads: int = typer.Option(None, min=1, help="CPU threads for torch (default: torch's)."),
+    cut: int = typer.Option(None, min=0, max=15, help="Lite only: 0 (default) fine-tunes the whole network from "
+                            "pixels; N > 0 freezes the stem and blocks before N at their ImageNet weights, caches "
+                            "their activations once and trains the rest (cheaper per epoch, measured worse)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run of the same "
                                 "command from its last finished epoch."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log parameters and metrics to MLflow."),
@@ -93,7 +96,7 @@ def train(
     target = out_path or default_model_path()
     train_classifier(data_dir=data_dir, arch=arch, out=target, epochs=epochs, seed=seed, resume=resume, track=track,
                      max_images=max_images, image_size=image_size, imbalance=imbalance,
-                     target_sensitivity=target_sensitivity, threads=threads)
+                     target_sensitivity=target_sensitivity, threads=threads, cut=cut)
     out.print(f"model → {target}\nmeasure it: mlcasebook derm evaluate --model {target} --split validation "
               f"--report report/derm")
 

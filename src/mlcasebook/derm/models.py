@@ -42,11 +42,14 @@ ARCHS = (*LITE_ARCHS, "frozen-lr", "small-cnn")
 # Native input size of each architecture (the Lite builder's table; the small CNN is ours).
 DEFAULT_IMAGE_SIZE = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260,
                       "frozen-lr": 224, "small-cnn": 64}
-# Fine-tuning starts at this block of a Lite network: blocks 0-10 (stem to the 112-channel
-# stage at 1/16 resolution) are frozen and cached; blocks 11-15 + head are trained. Measured on
-# 2 cores at 224 px: the frozen part costs ~85 % of a forward pass, and training from block 11
-# runs ~30 img/s/thread against ~15 from block 8 (see docs/derm.md).
-DEFAULT_CUT = 11
+# Fine-tuning starts at this block of a Lite network. ``cut`` 0 trains the whole network from
+# pixels (the chapter's recipe, and the default since it measured best: docs/derm.md). With a cut
+# > 0, blocks before it (e.g. 0-10: stem to the 112-channel stage at 1/16 resolution) stay at
+# their ImageNet weights and their activations are cached once; measured on 2 cores at 224 px the
+# frozen part is ~85 % of a forward pass, so training from block 11 runs ~30 img/s/thread.
+DEFAULT_CUT = 0
+# Where the frozen-features baseline (frozen-lr) and cached fine-tuning split the network.
+CACHED_CUT = 11
 
 
 def lite_weights_path(arch: str) -> str:
@@ -115,7 +118,10 @@ class LiteClassifierNet(nn.Module):
         return self.from_trunk(self.trunk(pixels))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What fine-tuning updates: blocks from ``cut`` on, the head and the classifier."""
+        """What fine-tuning updates: blocks from ``cut`` on, the head and the classifier; with
+        ``cut`` 0, everything (the stem included)."""
+        if self.cut == 0:
+            return list(self.parameters())
         return [*self.blocks[self.cut:].parameters(), *self.head.parameters(), *self.fc.parameters()]
 
 
@@ -150,7 +156,7 @@ class SmallCNN(nn.Module):
 
 
 def build_model(arch: str, num_classes: int = len(CLASSES), pretrained: bool = True,
-                image_size: int | None = None, cut: int = DEFAULT_CUT) -> nn.Module:
+                image_size: int | None = None, cut: int | None = None) -> nn.Module:
     """A fresh module for ``arch`` (ImageNet weights for the Lite trunk when ``pretrained``)."""
     if arch not in ARCHS:
         raise CasebookError(f"unknown architecture {arch!r}", hint=f"choose one of: {', '.join(ARCHS)}")
@@ -159,9 +165,10 @@ def build_model(arch: str, num_classes: int = len(CLASSES), pretrained: bool = T
         return SmallCNN(num_classes)
     if arch == "frozen-lr":
         # Everything frozen: only the final linear layer (the logistic regression) is learned. The
-        # same cut as fine-tuning, so both read the same cache of trunk activations.
-        arch = "efficientnet-lite0"
-    return LiteClassifierNet(arch, num_classes, size, pretrained, cut)
+        # same cut as cached fine-tuning, so both read the same cache of trunk activations.
+        return LiteClassifierNet("efficientnet-lite0", num_classes, size, pretrained,
+                                 CACHED_CUT if cut is None else cut)
+    return LiteClassifierNet(arch, num_classes, size, pretrained, DEFAULT_CUT if cut is None else cut)
 
 
 def gradcam_layer_of(module: nn.Module) -> nn.Module:
@@ -278,8 +285,9 @@ def load_classifier(path: Path | str) -> DermClassifier:
         raise CasebookError(f"{path} was written by a newer mlcasebook (format {meta['version']})",
                             hint="upgrade mlcasebook")
     classes = tuple(meta["classes"])
+    # Files written before end-to-end training became the default all used cut 11.
     module = build_model(meta["arch"], num_classes=len(classes), pretrained=False, image_size=meta["image_size"],
-                         cut=meta.get("info", {}).get("cut", DEFAULT_CUT))
+                         cut=meta.get("info", {}).get("cut", CACHED_CUT))
     state = {name.removeprefix("module."): torch.from_numpy(value) for name, value in arrays.items()
              if name.startswith("module.")}
     try:
