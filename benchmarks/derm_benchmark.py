@@ -4,7 +4,7 @@ Trains (or reuses, when the same configuration already produced it) and evaluate
 
 - ``small-cnn``: a small CNN from scratch at 64 px (what no transfer learning gives);
 - ``frozen-lr``: frozen ImageNet EfficientNet-Lite0 features + logistic regression;
-- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 fine-tuned end to end at 128 px.
+- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 fine-tuned end to end at 160 px.
 
 Protocol: ``derm.data.split_indices`` seed 0 (train 4,307 / calibration 479 / validation
 1,198 images, stratified by diagnosis, grouped by lesion). Every choice — epochs and settings
@@ -133,6 +133,26 @@ def thin_roc(roc: dict, points: int = 200) -> dict:
             "tpr": np.asarray(roc["tpr"])[keep].round(5).tolist()}
 
 
+def headline(model: str, result: dict) -> dict:
+    """The figures every row reports, from ``evaluate_probabilities``' result."""
+    malignant = result["malignant"]
+    return {
+        "model": model,
+        "balanced_accuracy": result["balanced_accuracy"],
+        "accuracy": result["accuracy"],
+        "macro_auc": result["macro_auc"],
+        "malignant_auc": malignant["auc"],
+        "sensitivity": malignant["sensitivity"],
+        "sensitivity_ci95": malignant["ci95"]["sensitivity"],
+        "specificity": malignant["specificity"],
+        "specificity_ci95": malignant["ci95"]["specificity"],
+        "threshold": malignant["threshold"],
+        "roc_specificity_at_sensitivity_0.89": specificity_at(malignant["roc"], 0.89),
+        "roc_specificity_at_sensitivity_0.95": specificity_at(malignant["roc"], 0.95),
+        "ece_after_temperature": result["calibration"]["ece"],
+    }
+
+
 def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     out = args.models_dir / f"{arch}.pt"
     started = time.perf_counter()
@@ -155,23 +175,10 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     # One thread only: on this shared 2-core box two torch threads oversubscribe the cores
     # (measured 2.3 s instead of 31 ms per image while other jobs ran).
     timing = {"threads_1": latency(classifier, one_image, 1)}
-    malignant = result["malignant"]
     train_seconds = info.get("cache_seconds", 0.0) + info.get("train_seconds", 0.0)
     summary = {
-        "model": arch,
-        "balanced_accuracy": result["balanced_accuracy"],
-        "accuracy": result["accuracy"],
-        "macro_auc": result["macro_auc"],
-        "malignant_auc": malignant["auc"],
-        "sensitivity": malignant["sensitivity"],
-        "sensitivity_ci95": malignant["ci95"]["sensitivity"],
-        "specificity": malignant["specificity"],
-        "specificity_ci95": malignant["ci95"]["specificity"],
-        "threshold": malignant["threshold"],
-        "roc_specificity_at_sensitivity_0.89": specificity_at(malignant["roc"], 0.89),
-        "roc_specificity_at_sensitivity_0.95": specificity_at(malignant["roc"], 0.95),
+        **headline(arch, result),
         "ece_before_temperature": expected_calibration_error(raw, labels),
-        "ece_after_temperature": result["calibration"]["ece"],
         "temperature": classifier.temperature,
         "train_seconds": train_seconds,
         "cache_seconds": info.get("cache_seconds", 0.0),
@@ -181,7 +188,7 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
         "latency_tta_ms_1_thread": timing["threads_1"]["tta_ms"],
         "images_per_second_1_thread": timing["threads_1"]["images_per_second"],
     }
-    result["malignant"]["roc"] = thin_roc(malignant["roc"])
+    result["malignant"]["roc"] = thin_roc(result["malignant"]["roc"])
     detail = {"summary": summary, "evaluation": result, "timing": timing,
               "training": {k: v for k, v in info.items() if k != "source"}}
     # Kept for the ensemble row, dropped before the JSON is written.
@@ -202,22 +209,13 @@ def ensemble_row(args, lesion_set, split, details: dict) -> tuple[dict, dict]:
     target = details[members[0]]["evaluation"]["malignant"]["target_sensitivity"]
     threshold = choose_threshold(malignant_risk(cal_probs), MALIGNANT_MASK[cal_labels], target)
     result = evaluate_probabilities(probs, labels, threshold, target, n_boot=2000, seed=args.seed)
-    malignant = result["malignant"]
     summary = {
-        "model": "ensemble: " + " + ".join(members),
-        "balanced_accuracy": result["balanced_accuracy"], "accuracy": result["accuracy"],
-        "macro_auc": result["macro_auc"], "malignant_auc": malignant["auc"],
-        "sensitivity": malignant["sensitivity"], "sensitivity_ci95": malignant["ci95"]["sensitivity"],
-        "specificity": malignant["specificity"], "specificity_ci95": malignant["ci95"]["specificity"],
-        "threshold": threshold,
-        "roc_specificity_at_sensitivity_0.89": specificity_at(malignant["roc"], 0.89),
-        "roc_specificity_at_sensitivity_0.95": specificity_at(malignant["roc"], 0.95),
-        "ece_after_temperature": result["calibration"]["ece"],
+        **headline("ensemble: " + " + ".join(members), result),
         "train_seconds": sum(details[m]["summary"]["train_seconds"] for m in members),
         "latency_ms_1_thread": sum(details[m]["summary"]["latency_ms_1_thread"] for m in members),
         "latency_tta_ms_1_thread": sum(details[m]["summary"]["latency_tta_ms_1_thread"] for m in members),
     }
-    result["malignant"]["roc"] = thin_roc(malignant["roc"])
+    result["malignant"]["roc"] = thin_roc(result["malignant"]["roc"])
     return summary, {"summary": summary, "evaluation": result, "members": members}
 
 
