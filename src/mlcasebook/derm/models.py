@@ -154,6 +154,10 @@ class SmallCNN(nn.Module):
                 x = F.max_pool2d(x, 2)
         return self.fc(self.dropout(x.mean(dim=(2, 3))))
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Trained from scratch: everything (the same interface as the Lite network)."""
+        return list(self.parameters())
+
 
 def build_model(arch: str, num_classes: int = len(CLASSES), pretrained: bool = True,
                 image_size: int | None = None, cut: int | None = None) -> nn.Module:

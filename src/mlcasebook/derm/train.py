@@ -56,7 +56,6 @@ from .models import (
     LITE_ARCHS,
     TTA_ELEMENTS,
     DermClassifier,
-    LiteClassifierNet,
     build_model,
     dihedral,
     save_classifier,
@@ -399,8 +398,7 @@ def _train_from_pixels(config, data, state_file, tracker, progress, resume):
             for element in elements]
         return torch.stack(views).mean(0).double().numpy()
 
-    parameters = module.trainable_parameters() if isinstance(module, LiteClassifierNet) else list(module.parameters())
-    record = fit_epochs(module, parameters, data["train_labels"], config, batch_inputs, module,
+    record = fit_epochs(module, module.trainable_parameters(), data["train_labels"], config, batch_inputs, module,
                         lambda: (cal_logits(), data["cal_labels"]), state_file, tracker, progress, resume)
     with torch.inference_mode():
         logits = cal_logits(TTA_ELEMENTS)
