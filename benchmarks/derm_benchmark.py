@@ -4,7 +4,11 @@ Trains (or reuses, when the same configuration already produced it) and evaluate
 
 - ``small-cnn``: a small CNN from scratch at 64 px (what no transfer learning gives);
 - ``frozen-lr``: frozen ImageNet EfficientNet-Lite0 features + logistic regression;
-- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 fine-tuned end to end at 160 px.
+- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 fine-tuned end to end at 160 px;
+
+and, when more than one model ran, their ensemble as ``mlcasebook derm ensemble`` builds it (the
+mean of the members' tempered log-probabilities, its own temperature and threshold fitted on the
+calibration split).
 
 Protocol: ``derm.data.split_indices`` seed 0 (train 4,307 / calibration 479 / validation
 1,198 images, stratified by diagnosis, grouped by lesion). Every choice — epochs and settings
@@ -46,14 +50,9 @@ from common import console, print_table
 from mlcasebook.core.claims import claims_for
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
-from mlcasebook.derm.data import CLASSES, MALIGNANT_MASK, load_dataset, split_indices
-from mlcasebook.derm.evaluate import (
-    choose_threshold,
-    evaluate_probabilities,
-    expected_calibration_error,
-    malignant_risk,
-    softmax,
-)
+from mlcasebook.derm.data import CLASSES, load_dataset, split_indices
+from mlcasebook.derm.ensemble import calibrate_ensemble, member_logits
+from mlcasebook.derm.evaluate import evaluate_probabilities, expected_calibration_error, softmax
 from mlcasebook.derm.models import CACHED_CUT, TTA_ELEMENTS, LiteClassifierNet, dihedral, load_classifier, to_pixels
 from mlcasebook.derm.train import train_classifier
 
@@ -168,7 +167,7 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     raw = softmax(logits)
     probs = softmax(logits, classifier.temperature)
     cal_rows = split["calibration"][:100] if args.quick else split["calibration"]
-    cal_probs = softmax(validation_logits(classifier, lesion_set, cal_rows), classifier.temperature)
+    cal_logits = validation_logits(classifier, lesion_set, cal_rows)
     result = evaluate_probabilities(probs, labels, classifier.threshold, classifier.target_sensitivity,
                                     n_boot=2000, seed=args.seed)
     one_image = lesion_set.read_images(classifier.image_size, rows[:1], progress=False)[0]
@@ -192,25 +191,30 @@ def run_model(arch: str, args, lesion_set, split) -> tuple[dict, dict]:
     detail = {"summary": summary, "evaluation": result, "timing": timing,
               "training": {k: v for k, v in info.items() if k != "source"}}
     # Kept for the ensemble row, dropped before the JSON is written.
-    detail["_probabilities"] = {"calibration": cal_probs, "validation": probs}
+    detail["_classifier"] = classifier
+    detail["_logits"] = {"calibration": cal_logits, "validation": logits}
     return summary, detail
 
 
 def ensemble_row(args, lesion_set, split, details: dict) -> tuple[dict, dict]:
-    """The mean of the models' calibrated probabilities, its malignant threshold chosen on the
-    calibration split for the same target sensitivity (an ensemble decided before the run: every
-    model the run trained, equal weights)."""
+    """Every model the run trained, served as one ``derm.ensemble.DermEnsemble`` (what
+    `mlcasebook derm ensemble` writes): the mean of the members' tempered log-probabilities, with
+    its own temperature and malignant threshold fitted on the calibration split."""
     members = list(details)
     cal_rows = split["calibration"][:100] if args.quick else split["calibration"]
     rows = split["validation"][:150] if args.quick else split["validation"]
-    cal_probs = np.mean([details[m]["_probabilities"]["calibration"] for m in members], axis=0)
-    probs = np.mean([details[m]["_probabilities"]["validation"] for m in members], axis=0)
-    cal_labels, labels = lesion_set.labels[cal_rows], lesion_set.labels[rows]
-    target = details[members[0]]["evaluation"]["malignant"]["target_sensitivity"]
-    threshold = choose_threshold(malignant_risk(cal_probs), MALIGNANT_MASK[cal_labels], target)
-    result = evaluate_probabilities(probs, labels, threshold, target, n_boot=2000, seed=args.seed)
+    classifiers = [details[m]["_classifier"] for m in members]
+    temperatures = [c.temperature for c in classifiers]
+    target = classifiers[0].target_sensitivity
+    combined = calibrate_ensemble(classifiers, member_logits([details[m]["_logits"]["calibration"] for m in members],
+                                                             temperatures),
+                                  lesion_set.labels[cal_rows], target)
+    logits = member_logits([details[m]["_logits"]["validation"] for m in members], temperatures)
+    result = evaluate_probabilities(softmax(logits, combined.temperature), lesion_set.labels[rows],
+                                    combined.threshold, target, n_boot=2000, seed=args.seed)
     summary = {
         **headline("ensemble: " + " + ".join(members), result),
+        "temperature": combined.temperature,
         "train_seconds": sum(details[m]["summary"]["train_seconds"] for m in members),
         "latency_ms_1_thread": sum(details[m]["summary"]["latency_ms_1_thread"] for m in members),
         "latency_tta_ms_1_thread": sum(details[m]["summary"]["latency_tta_ms_1_thread"] for m in members),

@@ -141,3 +141,66 @@ def test_cli_evaluate_and_data_on_a_folder(folder, tiny_model, tmp_path, capsys)
     assert "validation" in stdout
     record = json.loads(split_json.read_text())
     assert record["images"] == 21 and sum(p["images"] for p in record["parts"].values()) == 21
+
+
+@pytest.fixture(scope="module")
+def larger_folder(tmp_path_factory) -> Path:
+    """images/ + labels.csv with twelve real images of every class: enough for a calibration split."""
+    if not (SHARED / "labels.csv").is_file():
+        pytest.skip(f"shared HAM10000 copy not found at {SHARED}")
+    rows = pd.read_csv(SHARED / "labels.csv").groupby("dx").head(12).reset_index(drop=True)
+    root = tmp_path_factory.mktemp("derm_larger")
+    (root / "images").mkdir()
+    for image_id in rows["image_id"]:
+        shutil.copy(SHARED / "images" / f"{image_id}.jpg", root / "images")
+    rows[["image_id", "lesion_id", "dx"]].to_csv(root / "labels.csv", index=False)
+    return root
+
+
+def test_ensemble_is_the_mean_of_tempered_log_probabilities_and_serves_like_a_model(
+        larger_folder, tiny_model, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from mlcasebook.derm.data import read_image
+    from mlcasebook.derm.ensemble import DermEnsemble
+    from mlcasebook.derm.models import DermClassifier, build_model, load_classifier, save_classifier
+
+    torch.manual_seed(1)  # a second member at another input size, so images are resized per member
+    second = save_classifier(tmp_path / "second.ckpt", DermClassifier(
+        build_model("small-cnn", pretrained=False), "small-cnn", 32, temperature=0.7, threshold=0.3))
+    ensemble_path = tmp_path / "ensemble.ckpt"
+    code, stdout, stderr = run_main(capsys, "ensemble", tiny_model, second, "--data-dir", larger_folder,
+                                    "--out", ensemble_path)
+    assert code == 0, stderr
+    assert "ensemble of 2" in stdout and "calibration images" in stdout
+    ensemble = load_classifier(ensemble_path)
+    assert isinstance(ensemble, DermEnsemble) and ensemble.image_size == 48 and ensemble.target_sensitivity == 0.9
+    members = [load_classifier(tiny_model), load_classifier(second)]
+    image = read_image(sorted((larger_folder / "images").iterdir())[0], 48)[None]
+    mean_log_probs = np.mean([np.log(m.predict_proba(image)) for m in members], axis=0)
+    expected = torch.softmax(torch.as_tensor(mean_log_probs) / ensemble.temperature, dim=1).numpy()
+    np.testing.assert_allclose(ensemble.predict_proba(image), expected, rtol=1e-6, atol=1e-9)
+    assert ensemble.temperature != 1.0  # fitted, not left at its default
+
+    code, stdout, stderr = run_main(capsys, "predict", sorted((larger_folder / "images").iterdir())[0],
+                                    "--model", ensemble_path, "--gradcam", tmp_path / "cams")
+    assert code == 0, stderr
+    assert "malignant risk" in stdout and len(list((tmp_path / "cams").glob("*_gradcam.png"))) == 1
+    code, _, stderr = run_main(capsys, "evaluate", "--model", ensemble_path, "--data-dir", larger_folder,
+                               "--split", "validation", "--json", tmp_path / "eval.json", "--bootstrap", "100")
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["malignant"]["threshold"] == pytest.approx(
+        ensemble.threshold)
+
+
+def test_ensemble_bad_input_gets_one_clear_line(larger_folder, folder, tiny_model, tmp_path, capsys):
+    code, _, stderr = run_main(capsys, "ensemble", tiny_model, tmp_path / "none.ckpt", "--data-dir", larger_folder)
+    assert code == 2 and "no model file at" in stderr and "none.ckpt" in stderr
+    code, _, stderr = run_main(capsys, "ensemble", tiny_model, "--data-dir", larger_folder,
+                               "--out", tmp_path / "e.ckpt")
+    assert code == 2 and "at least two models" in stderr
+    # three images a class leave no calibration split to fit the threshold on
+    code, _, stderr = run_main(capsys, "ensemble", tiny_model, tiny_model, "--data-dir", folder,
+                               "--out", tmp_path / "e.ckpt")
+    assert code == 2 and "calibration split" in stderr

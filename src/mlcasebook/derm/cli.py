@@ -102,6 +102,34 @@ def train(
 
 
 @app.command()
+def ensemble(
+    models: list[Path] = typer.Argument(..., help="Two or more model files from `mlcasebook derm train`; the "
+                                        "first is the one Grad-CAM explains."),
+    out_path: Path = typer.Option(None, "--out", help="Where to write the ensemble (default: the cache path "
+                                  "`predict` and `evaluate` use)."),
+    data_dir: Path = typer.Option(None, help=DATA_DIR_HELP),
+    target_sensitivity: float = typer.Option(None, min=0.5, max=1.0, help="Malignant sensitivity the operating "
+                                             "threshold aims at on the calibration split (default: the first "
+                                             "model's)."),
+) -> None:
+    """Serve several trained models as one: the mean of their calibrated log-probabilities, with
+    its own temperature and malignant operating threshold fitted on the calibration split. The
+    result is one file that `predict` and `evaluate` take like a single model."""
+    from .ensemble import build_ensemble, save_ensemble
+    from .predict import default_model_path
+
+    built = build_ensemble(models, data_dir=data_dir, target_sensitivity=target_sensitivity)
+    target = out_path or default_model_path()
+    save_ensemble(target, built)
+    fitted = built.info["calibration"]
+    out.print(f"ensemble of {len(built.members)} ({', '.join(built.info['members'])}): temperature "
+              f"{built.temperature:.3f}, malignant threshold {built.threshold:.4f} for sensitivity "
+              f"≥ {built.target_sensitivity:g} on {fitted['n_images']} calibration images "
+              f"(calibration malignant AUC {fitted['malignant_auc']:.3f})")
+    out.print(f"model → {target}\nmeasure it: mlcasebook derm evaluate --model {target} --split validation")
+
+
+@app.command()
 def evaluate(
     model_path: Path = typer.Option(None, "--model", help="A model from `mlcasebook derm train` (default: the "
                                     "one `train` writes to the cache)."),

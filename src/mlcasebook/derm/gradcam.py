@@ -76,12 +76,14 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45):
 
 
 def explain(classifier, image: np.ndarray, target: int | None = None) -> GradCam:
-    """Grad-CAM of a ``DermClassifier`` on one uint8 ``(H, W, 3)`` image at its input size."""
+    """Grad-CAM of a ``DermClassifier`` on one uint8 ``(H, W, 3)`` image at its input size (of an
+    ensemble: of its main member, the first)."""
     from PIL import Image
 
     from .data import resize_rgb
     from .models import to_pixels
 
+    classifier = classifier.explained
     size = classifier.image_size
     sized = image if image.shape[:2] == (size, size) else resize_rgb(Image.fromarray(image), size)
     inputs = to_pixels(sized[None], size)  # the modules normalise inside: float 0..255 NCHW in

@@ -242,6 +242,11 @@ class DermClassifier:
     def gradcam_layer(self) -> nn.Module:
         return gradcam_layer_of(self.module)
 
+    @property
+    def explained(self) -> DermClassifier:
+        """The single network Grad-CAM looks into (an ensemble names its main member)."""
+        return self
+
     def logits(self, images: np.ndarray | torch.Tensor, tta: bool = False) -> torch.Tensor:
         """Raw (untempered) logits ``(n, 7)``; with ``tta`` the mean over the four flips.
         Gradients flow when called under grad mode (Grad-CAM); otherwise wrap in no_grad."""
@@ -269,35 +274,52 @@ class DermClassifier:
         return self.malignant_risk(probs) >= self.threshold
 
 
-def save_classifier(path: Path | str, classifier: DermClassifier) -> Path:
-    """One atomic checkpoint file: state dict as tensors + metadata as JSON."""
+def classifier_record(classifier: DermClassifier, prefix: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A classifier as checkpoint arrays (its state dict under ``<prefix>module.``) and metadata."""
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "arch": classifier.arch,
             "image_size": classifier.image_size, "classes": list(classifier.classes),
             "temperature": classifier.temperature, "threshold": classifier.threshold,
             "target_sensitivity": classifier.target_sensitivity, "info": classifier.info}
-    arrays = {f"module.{name}": tensor for name, tensor in classifier.module.state_dict().items()}
-    return save_checkpoint(path, arrays, meta)
+    arrays = {f"{prefix}module.{name}": tensor for name, tensor in classifier.module.state_dict().items()}
+    return arrays, meta
 
 
-def load_classifier(path: Path | str) -> DermClassifier:
-    """A ``DermClassifier`` from a file written by ``save_classifier`` (clear error otherwise)."""
-    arrays, meta = load_checkpoint(path)
-    if meta.get("format") != FORMAT:
-        raise CasebookError(f"{path} is not a derm classifier (format {meta.get('format')!r})",
-                            hint="train one with `mlcasebook derm train --out PATH`")
+def classifier_from_record(arrays: dict[str, np.ndarray], meta: dict[str, Any], where: str,
+                           prefix: str = "") -> DermClassifier:
+    """The inverse of ``classifier_record``; ``where`` names the file in errors."""
     if meta.get("version", 0) > FORMAT_VERSION:
-        raise CasebookError(f"{path} was written by a newer mlcasebook (format {meta['version']})",
+        raise CasebookError(f"{where} was written by a newer mlcasebook (format {meta['version']})",
                             hint="upgrade mlcasebook")
     classes = tuple(meta["classes"])
     # Files written before end-to-end training became the default all used cut 11.
     module = build_model(meta["arch"], num_classes=len(classes), pretrained=False, image_size=meta["image_size"],
                          cut=meta.get("info", {}).get("cut", CACHED_CUT))
-    state = {name.removeprefix("module."): torch.from_numpy(value) for name, value in arrays.items()
-             if name.startswith("module.")}
+    state = {name.removeprefix(f"{prefix}module."): torch.from_numpy(value) for name, value in arrays.items()
+             if name.startswith(f"{prefix}module.")}
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
-        raise CasebookError(f"{path}: weights do not fit a {meta['arch']} network",
+        raise CasebookError(f"{where}: weights do not fit a {meta['arch']} network",
                             hint="the file is damaged or from another version; retrain it") from exc
     return DermClassifier(module, meta["arch"], meta["image_size"], meta["temperature"], meta["threshold"],
                           meta.get("target_sensitivity"), classes, meta.get("info"))
+
+
+def save_classifier(path: Path | str, classifier: DermClassifier) -> Path:
+    """One atomic checkpoint file: state dict as tensors + metadata as JSON."""
+    arrays, meta = classifier_record(classifier)
+    return save_checkpoint(path, arrays, meta)
+
+
+def load_classifier(path: Path | str):
+    """A ``DermClassifier`` from a file written by ``save_classifier``, or a ``DermEnsemble`` from
+    one written by ``ensemble.save_ensemble`` (clear error otherwise)."""
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") == FORMAT:
+        return classifier_from_record(arrays, meta, str(path))
+    from .ensemble import ENSEMBLE_FORMAT, ensemble_from_record
+
+    if meta.get("format") == ENSEMBLE_FORMAT:
+        return ensemble_from_record(arrays, meta, str(path))
+    raise CasebookError(f"{path} is not a derm classifier (format {meta.get('format')!r})",
+                        hint="train one with `mlcasebook derm train --out PATH`")
