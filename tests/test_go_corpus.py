@@ -39,3 +39,10 @@ def test_gnugo_games_are_generated_and_readable(tmp_path):
     examples, skipped = read_sgf_examples(tmp_path, size=7, history=2)
     assert not skipped and len(examples) >= 10
     assert set(np.unique(examples.value)) <= {-1.0, 0.0, 1.0}  # komi 7 on 7x7 allows a draw
+    # an interrupted run resumes: kept games are not replayed, a missing one comes back the same
+    first = paths[1].read_bytes()
+    paths[1].unlink()
+    kept_time = paths[0].stat().st_mtime_ns
+    again = generate_gnugo_games(tmp_path, games=2, level=0, size=7, komi=7, random_moves=2, seed=3)
+    assert again == paths and paths[0].stat().st_mtime_ns == kept_time
+    assert paths[1].read_bytes() == first

@@ -25,18 +25,26 @@ from .selfplay import Examples
 
 def generate_gnugo_games(out_dir: Path, games: int, level: int = 10, size: int = 9, komi: float = 7.0,
                          random_moves: int = 4, seed: int = 0) -> list[Path]:
-    """GNU Go against itself; the first ``random_moves`` moves are random legal moves."""
+    """GNU Go against itself; the first ``random_moves`` moves are random legal moves.
+
+    Resumable: a game whose file is already there is kept, not replayed, and the random draws
+    stay those of an uninterrupted run, so rerunning an interrupted command finishes the same
+    corpus (the CPU-hours spent on it add up across sessions)."""
     rng = random.Random(seed)
-    paths = []
+    paths = [Path(out_dir) / f"gnugo{level}_{seed}_{index:05d}.sgf" for index in range(games)]
+    opening_seeds = [rng.randrange(2**31) for _ in range(games)]
+    todo = [index for index, path in enumerate(paths) if not path.is_file()]
+    if not todo:
+        return paths
     spec = f"gnugo:{level}"
     with GtpClient(engine_command(spec), name=spec) as black, GtpClient(engine_command(spec), name=spec) as white:
-        for index in track(range(games), f"GNU Go level {level} self-play"):
+        for index in track(todo, f"GNU Go level {level} self-play ({games - len(todo)} of {games} already there)"):
             opening = GoState(size, komi)
-            chooser = RandomPlayer(rng.randrange(2**31))
+            chooser = RandomPlayer(opening_seeds[index])
             for _ in range(random_moves):
                 opening.play(chooser.choose(opening, None))
             record = _continue_game(black, white, opening)
-            paths.append(save_sgf(record, Path(out_dir) / f"gnugo{level}_{seed}_{index:05d}.sgf", size, komi))
+            save_sgf(record, paths[index], size, komi)
     return paths
 
 
