@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--komi", type=float, default=7.0)
     parser.add_argument("--sgf-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("docs/results/go_strength.json"))
+    parser.add_argument("--note", default="", help="what the networks are (training, CPU time), kept in the JSON")
     args = parser.parse_args()
     models = [Path(m) for m in args.models.split(",") if m]
     if args.run is not None:
@@ -54,7 +57,10 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     print_table(table, f"strength on {args.board}x{args.board}, komi {args.komi:g}")
-    save(args.out, vars(args) | {"run": str(args.run), "sgf_dir": str(args.sgf_dir), "out": str(args.out)},
+    command = "OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/go_strength.py " + \
+        " ".join(shlex.quote(a) for a in sys.argv[1:])
+    save(args.out, vars(args) | {"run": str(args.run), "sgf_dir": str(args.sgf_dir), "out": str(args.out),
+                                 "command": command},
          {"matches": table})
 
 

@@ -154,7 +154,7 @@ def derm_section(derm: dict) -> list[str]:
             "Targets of the case: " + ", ".join(f"{k} ≥ {v}" for k, v in derm["targets"].items()) + ".", ""]
 
 
-def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None) -> list[str]:
+def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strength: dict | None) -> list[str]:
     lines = ["## Go — rules speed, search speed, strength", ""]
     if rules:
         lines += [f"Command: `{rules['settings']['command']}`. {rules['settings'].get('note', '')} {stamp(rules)}", "",
@@ -168,7 +168,15 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None) -> 
         low, high = baseline["win_rate_95"]
         lines += [f"Strength so far: `{baseline['command']}` — {baseline['first']} won {baseline['first_wins']} of "
                   f"{baseline['games']} against {baseline['second']} (95 % interval {low:.0%}–{high:.0%}). "
-                  f"{baseline['note']}. No trained 9x9 network exists yet.", ""]
+                  f"{baseline['note']}." + ("" if strength else " No trained 9x9 network exists yet."), ""]
+    if strength:
+        settings = strength["settings"]
+        table = pd.DataFrame(strength["matches"])[["model", "mode", "opponent", "games", "wins", "win_rate",
+                                                   "ci95_low", "ci95_high", "elo", "s/move"]]
+        lines += [f"Trained networks against GNU Go ({settings['board']}x{settings['board']}, komi "
+                  f"{settings['komi']:g}, area scoring; mcts = policy + search at {settings['time_per_move']:g} s "
+                  f"a move). {settings.get('note', '')} Command: `{settings.get('command', '?')}`. {stamp(strength)}",
+                  "", markdown(table, digits=2), ""]
     return lines
 
 
@@ -308,8 +316,8 @@ def main() -> None:
         lines += automl_sections(load("automl_suite"), load("automl_devtime"), load("automl_projects"))
     if derm := load("derm"):
         lines += derm_section(derm)
-    if any(load(n) for n in ("go_rules", "go_mcts", "go_baseline")):
-        lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"))
+    if any(load(n) for n in ("go_rules", "go_mcts", "go_baseline", "go_strength")):
+        lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"), load("go_strength"))
     notes = RESULTS / "notes.md"  # hand-written reading of the tables, kept beside the numbers
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
