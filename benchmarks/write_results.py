@@ -175,7 +175,8 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
                                                    "ci95_low", "ci95_high", "elo", "s/move"]]
         lines += [f"Trained networks against GNU Go ({settings['board']}x{settings['board']}, komi "
                   f"{settings['komi']:g}, area scoring; mcts = policy + search at {settings['time_per_move']:g} s "
-                  f"a move). {settings.get('note', '')} Command: `{settings.get('command', '?')}`. {stamp(strength)}",
+                  f"a move). {settings.get('note', '').rstrip('.')}. "
+                  f"Command: `{settings.get('command', '?')}`. {stamp(strength)}",
                   "", markdown(table, digits=2), ""]
     return lines
 
