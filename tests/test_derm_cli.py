@@ -29,18 +29,23 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
     return run_case_cli(capsys, "derm", *args)
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    """images/ + labels.csv with three real images of every class (21 images)."""
+def copy_real_images(tmp_path_factory, per_class: int) -> Path:
+    """images/ + labels.csv with the first ``per_class`` real images of every class."""
     if not (SHARED / "labels.csv").is_file():
         pytest.skip(f"shared HAM10000 copy not found at {SHARED}")
-    rows = pd.read_csv(SHARED / "labels.csv").groupby("dx").head(3).reset_index(drop=True)
-    root = tmp_path_factory.mktemp("derm_folder")
+    rows = pd.read_csv(SHARED / "labels.csv").groupby("dx").head(per_class).reset_index(drop=True)
+    root = tmp_path_factory.mktemp(f"derm_{per_class}_per_class")
     (root / "images").mkdir()
     for image_id in rows["image_id"]:
         shutil.copy(SHARED / "images" / f"{image_id}.jpg", root / "images")
     rows[["image_id", "lesion_id", "dx"]].to_csv(root / "labels.csv", index=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Three real images of every class (21 images)."""
+    return copy_real_images(tmp_path_factory, 3)
 
 
 @pytest.fixture(scope="module")
@@ -145,16 +150,8 @@ def test_cli_evaluate_and_data_on_a_folder(folder, tiny_model, tmp_path, capsys)
 
 @pytest.fixture(scope="module")
 def larger_folder(tmp_path_factory) -> Path:
-    """images/ + labels.csv with twelve real images of every class: enough for a calibration split."""
-    if not (SHARED / "labels.csv").is_file():
-        pytest.skip(f"shared HAM10000 copy not found at {SHARED}")
-    rows = pd.read_csv(SHARED / "labels.csv").groupby("dx").head(12).reset_index(drop=True)
-    root = tmp_path_factory.mktemp("derm_larger")
-    (root / "images").mkdir()
-    for image_id in rows["image_id"]:
-        shutil.copy(SHARED / "images" / f"{image_id}.jpg", root / "images")
-    rows[["image_id", "lesion_id", "dx"]].to_csv(root / "labels.csv", index=False)
-    return root
+    """Twelve real images of every class: enough for a calibration split."""
+    return copy_real_images(tmp_path_factory, 12)
 
 
 def test_ensemble_is_the_mean_of_tempered_log_probabilities_and_serves_like_a_model(
