@@ -51,7 +51,7 @@ from mlcasebook.core.claims import claims_for
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
 from mlcasebook.derm.data import CLASSES, load_dataset, split_indices
-from mlcasebook.derm.ensemble import calibrate_ensemble, member_logits
+from mlcasebook.derm.ensemble import calibrate_ensemble, mean_log_probabilities
 from mlcasebook.derm.evaluate import evaluate_probabilities, expected_calibration_error, softmax
 from mlcasebook.derm.models import CACHED_CUT, TTA_ELEMENTS, LiteClassifierNet, dihedral, load_classifier, to_pixels
 from mlcasebook.derm.train import train_classifier
@@ -206,10 +206,9 @@ def ensemble_row(args, lesion_set, split, details: dict) -> tuple[dict, dict]:
     classifiers = [details[m]["_classifier"] for m in members]
     temperatures = [c.temperature for c in classifiers]
     target = classifiers[0].target_sensitivity
-    combined = calibrate_ensemble(classifiers, member_logits([details[m]["_logits"]["calibration"] for m in members],
-                                                             temperatures),
-                                  lesion_set.labels[cal_rows], target)
-    logits = member_logits([details[m]["_logits"]["validation"] for m in members], temperatures)
+    cal_logits = mean_log_probabilities([details[m]["_logits"]["calibration"] for m in members], temperatures)
+    combined = calibrate_ensemble(classifiers, cal_logits.numpy(), lesion_set.labels[cal_rows], target)
+    logits = mean_log_probabilities([details[m]["_logits"]["validation"] for m in members], temperatures).numpy()
     result = evaluate_probabilities(softmax(logits, combined.temperature), lesion_set.labels[rows],
                                     combined.threshold, target, n_boot=2000, seed=args.seed)
     summary = {

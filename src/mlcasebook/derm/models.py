@@ -220,7 +220,22 @@ def to_pixels(images: np.ndarray | torch.Tensor, image_size: int) -> torch.Tenso
     return pixels.contiguous()
 
 
-class DermClassifier:
+class OperatingPoint:
+    """Malignant risk against the threshold chosen on calibration data: shared by a single
+    classifier and an ensemble (both set ``self.threshold``)."""
+
+    threshold: float
+
+    def malignant_risk(self, probs: np.ndarray) -> np.ndarray:
+        """P(malignant) = P(akiec) + P(bcc) + P(mel)."""
+        return np.asarray(probs)[:, MALIGNANT_MASK].sum(axis=1)
+
+    def is_flagged(self, probs: np.ndarray) -> np.ndarray:
+        """True where the malignant risk reaches the operating threshold chosen on calibration data."""
+        return self.malignant_risk(probs) >= self.threshold
+
+
+class DermClassifier(OperatingPoint):
     """A trained classifier ready to use: calibrated probabilities, malignant risk, Grad-CAM layer."""
 
     def __init__(self, module: nn.Module, arch: str, image_size: int, temperature: float = 1.0,
@@ -265,13 +280,6 @@ class DermClassifier:
             logits = self.logits(images, tta=tta).double()
         return torch.softmax(logits / self.temperature, dim=1).numpy()
 
-    def malignant_risk(self, probs: np.ndarray) -> np.ndarray:
-        """P(malignant) = P(akiec) + P(bcc) + P(mel)."""
-        return np.asarray(probs)[:, MALIGNANT_MASK].sum(axis=1)
-
-    def is_flagged(self, probs: np.ndarray) -> np.ndarray:
-        """True where the malignant risk reaches the operating threshold chosen on calibration data."""
-        return self.malignant_risk(probs) >= self.threshold
 
 
 def classifier_record(classifier: DermClassifier, prefix: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
