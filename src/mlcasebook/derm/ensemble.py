@@ -81,7 +81,9 @@ def calibrate_ensemble(members: list[DermClassifier], calibration_logits: np.nda
     from .train import calibrate
 
     fitted = calibrate(calibration_logits, labels, target_sensitivity)
+    # "source": the data the members learnt from, so `derm evaluate` warns when asked to score it
     info = {"members": [member.arch for member in members], "sources": sources or [],
+            "source": members[0].info.get("source"),
             "calibration": fitted["calibration"],
             "train_seconds": sum(member.info.get("cache_seconds", 0.0) + member.info.get("train_seconds", 0.0)
                                  for member in members)}

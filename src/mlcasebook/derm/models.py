@@ -33,7 +33,8 @@ from torch import nn
 
 from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CasebookError
-from .data import CLASSES, MALIGNANT_MASK
+from .data import CLASSES
+from .evaluate import malignant_risk
 
 FORMAT = "mlcasebook-derm-classifier"
 FORMAT_VERSION = 1
@@ -228,7 +229,7 @@ class OperatingPoint:
 
     def malignant_risk(self, probs: np.ndarray) -> np.ndarray:
         """P(malignant) = P(akiec) + P(bcc) + P(mel)."""
-        return np.asarray(probs)[:, MALIGNANT_MASK].sum(axis=1)
+        return malignant_risk(probs)
 
     def is_flagged(self, probs: np.ndarray) -> np.ndarray:
         """True where the malignant risk reaches the operating threshold chosen on calibration data."""
