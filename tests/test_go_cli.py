@@ -30,6 +30,7 @@ def test_match_command_writes_sgf_and_json(tmp_path):
     (("match", "random", "/nonexistent/engine", "--games", "1"), "cannot start engine"),
     (("match", "random", "ours,depth=2", "--games", "1"), "unknown option"),
     (("gtp", "--model", "/nonexistent.ckpt"), "checkpoint not found"),
+    (("gtp", "--rollouts", "--model", "x.ckpt"), "--rollouts searches without a network"),
     (("train", "--run", "RUN"), "say how long to train"),
 ])
 def test_bad_input_is_a_one_line_error(args, message, tmp_path):
@@ -45,3 +46,19 @@ def test_gtp_command_answers_on_stdin():
     assert result.returncode == 0
     lines = [line for line in result.stdout.splitlines() if line]
     assert lines[0] == "=1 mlcasebook-go" and lines[1] == "=2" and lines[2].startswith("=3 ")
+
+
+def test_gtp_plays_the_shipped_network_by_default():
+    """A fresh install plays with the 9x9 network in the package: no --model needed."""
+    from mlcasebook.go.board import GoState, vertex_to_action
+    from mlcasebook.go.net import SHIPPED_NET, load_net
+
+    net, meta = load_net(SHIPPED_NET)
+    assert meta["config"]["channels"] == net.config.channels
+    assert SHIPPED_NET.stat().st_size < 5_000_000  # "a few MB at most"
+    result = run("gtp", "--playouts", "16", stdin="1 boardsize 9\n2 play b E5\n3 genmove w\n4 quit\n")
+    assert result.returncode == 0, result.stderr
+    answer = [line for line in result.stdout.splitlines() if line.startswith("=3")][0].split()[1]
+    state = GoState(9, 7.0)
+    state.play(vertex_to_action("E5", 9))
+    assert answer.lower() != "resign" and state.legal_mask()[vertex_to_action(answer, 9)]

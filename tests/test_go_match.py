@@ -57,6 +57,7 @@ def test_engine_specs():
     ours = engine_command("ours:net.ckpt,playouts=50,time=1.5")
     assert ours[-6:] == ["--model", "net.ckpt", "--playouts", "50", "--time-per-move", "1.5"]
     assert engine_command("ours:n.ckpt,policy")[-3:] == ["--model", "n.ckpt", "--policy-only"]
+    assert engine_command("ours,rollouts")[-1] == "--rollouts" and "--model" not in engine_command("ours,rollouts")
     assert engine_command("katago gtp -model 'm b.gz'") == ["katago", "gtp", "-model", "m b.gz"]
     with pytest.raises(CasebookError):
         engine_command("ours,depth=3")

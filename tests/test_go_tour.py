@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlcasebook.core.errors import CasebookError
+from mlcasebook.go.match import engine_command
 from mlcasebook.go.tour import SPEC
 
 
@@ -12,3 +14,12 @@ def test_quick_mode_smoke(tmp_path):
     assert len(results) == 4 and all(0 <= row["win_rate"] <= 1 for row in results)
     assert outcome.numbers["curve"][0]["iteration"] == 1
     assert "policy vs random" in outcome.headline
+    # the shipped 9x9 net plays a few moves against GNU Go, when GNU Go is there
+    nine = outcome.numbers["shipped_net_vs_gnugo"]
+    try:
+        engine_command("gnugo:1")
+    except CasebookError:
+        assert nine is None
+        return
+    assert nine is not None and 1 <= nine["moves"] <= 6, nine
+    assert (tmp_path / nine["sgf"]).is_file() and nine["board"].count("X") >= 1

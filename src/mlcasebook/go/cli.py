@@ -12,38 +12,42 @@ app = typer.Typer(help="AlphaGo-style Go engine (GTP) for small boards, and matc
 
 
 def build_player(model: Path | None, playouts: int | None, time_per_move: float | None, random_moves: bool,
-                 seed: int = 0, policy_only: bool = False):
-    """The move chooser the options ask for: random, raw policy, MCTS over a network, or MCTS with rollouts."""
+                 seed: int = 0, policy_only: bool = False, rollouts: bool = False):
+    """The move chooser the options ask for: random, raw policy, MCTS over a network (the shipped
+    9x9 one unless ``model`` names another), or MCTS with random rollouts (no network)."""
     from ..core.errors import CasebookError
-    from .mcts import RolloutEvaluator
     from .players import MctsPlayer, PolicyPlayer, RandomPlayer
 
     if random_moves:
         return RandomPlayer(seed)
-    if model is not None:
-        from .net import NetEvaluator
+    if rollouts:
+        if model is not None or policy_only:
+            raise CasebookError("--rollouts searches without a network", hint="drop --model / --policy-only, or drop --rollouts")
+        from .mcts import RolloutEvaluator
 
-        evaluator = NetEvaluator.load(model)
-    elif policy_only:
-        raise CasebookError("--policy-only needs a network", hint="pass --model PATH")
-    else:
         evaluator = RolloutEvaluator(seed=seed)
+    else:
+        from .net import NetEvaluator, shipped_net
+
+        evaluator = NetEvaluator.load(model if model is not None else shipped_net())
     if policy_only:
         return PolicyPlayer(evaluator)
     if playouts is None and time_per_move is None:
-        playouts = 400 if model is not None else 200
+        playouts = 200 if rollouts else 400
     return MctsPlayer(evaluator, simulations=playouts, seconds=time_per_move, seed=seed)
 
 
 @app.command()
 def gtp(
-    model: Path = typer.Option(None, help="Network checkpoint (from `mlcasebook go train`). Without it the "
-                               "engine searches with random rollouts (weak, needs no training)."),
-    playouts: int = typer.Option(None, min=1, help="MCTS simulations per move (default 400 with a model, "
-                                 "200 with rollouts)."),
+    model: Path = typer.Option(None, help="Network checkpoint (from `mlcasebook go train`). Default: the 9x9 "
+                               "network shipped in the package (it runs on any board size but was trained on 9x9)."),
+    playouts: int = typer.Option(None, min=1, help="MCTS simulations per move (default 400 with a network, "
+                                 "200 with --rollouts)."),
     time_per_move: float = typer.Option(None, min=0.01, help="Seconds per move; with --playouts, whichever "
                                         "ends first. The GTP clock (time_left) can shorten it."),
     random_moves: bool = typer.Option(False, "--random", help="Play uniformly random legal moves (a baseline)."),
+    rollouts: bool = typer.Option(False, "--rollouts", help="Search with random rollouts instead of a network "
+                                  "(weak; the pre-AlphaGo baseline)."),
     policy_only: bool = typer.Option(False, help="Play the network's most probable move, no search (the "
                                      "chapter's 'policy network alone')."),
     size: int = typer.Option(9, help="Initial board size (the controller may change it with boardsize)."),
@@ -53,14 +57,14 @@ def gtp(
     """Speak GTP v2 on stdin/stdout: add this command as an engine in Sabaki, GoGui or a match runner."""
     from .gtp import GtpEngine
 
-    player = build_player(model, playouts, time_per_move, random_moves, seed, policy_only)
+    player = build_player(model, playouts, time_per_move, random_moves, seed, policy_only, rollouts)
     GtpEngine(player, seconds_per_move=time_per_move, size=size, komi=komi).serve(sys.stdin, sys.stdout)
 
 
 @app.command()
 def match(
     first: str = typer.Argument(..., help="Engine taking Black in game 1: gnugo:LEVEL, random[:SEED], "
-                                "ours[:MODEL][,playouts=N][,time=S], or a quoted command line."),
+                                "ours[:MODEL][,playouts=N][,time=S][,policy|rollouts], or a quoted command line."),
     second: str = typer.Argument(..., help="The other engine (same forms)."),
     games: int = typer.Option(10, min=1, help="Number of games; colours alternate."),
     board: int = typer.Option(9, min=5, max=19, help="Board size."),

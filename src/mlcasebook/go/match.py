@@ -31,8 +31,9 @@ def engine_command(spec: str) -> list[str]:
 
     ``gnugo:LEVEL``  GNU Go at a level (0-10), area (Chinese) scoring, capturing dead stones before it passes;
     ``random[:SEED]``  our uniformly random player;
-    ``ours[:MODEL][,playouts=N][,time=S][,policy]``  our engine (rollout MCTS when no model;
-                     ``policy``: the raw policy network, no search);
+    ``ours[:MODEL][,playouts=N][,time=S][,policy|rollouts]``  our engine (the shipped 9x9 network when
+                     no model; ``policy``: the raw policy network, no search; ``rollouts``: MCTS with
+                     random rollouts, no network);
     anything else   a command line, e.g. ``"katago gtp -model m.bin.gz"``.
     """
     head, _, options = spec.partition(",")
@@ -52,14 +53,14 @@ def engine_command(spec: str) -> list[str]:
     if name == "ours":
         command = python + (["--model", argument] if argument else [])
         for option in filter(None, options.split(",")):
-            if option == "policy":
-                command.append("--policy-only")
+            if option in ("policy", "rollouts"):
+                command.append({"policy": "--policy-only", "rollouts": "--rollouts"}[option])
                 continue
             key, _, value = option.partition("=")
             flags = {"playouts": "--playouts", "time": "--time-per-move", "seed": "--seed"}
             if key not in flags or not value:
                 raise CasebookError(f"unknown option {option!r} in {spec!r}",
-                                    hint="use ours:MODEL,playouts=N,time=S,seed=K or ours:MODEL,policy")
+                                    hint="use ours:MODEL,playouts=N,time=S,seed=K, ours:MODEL,policy or ours,rollouts")
             command += [flags[key], value]
         return command
     return shlex.split(spec)

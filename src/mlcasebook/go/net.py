@@ -32,6 +32,8 @@ from ..core.errors import CasebookError
 from .board import BLACK, EMPTY, GoState
 
 FORMAT = "mlcasebook-go-net/1"
+# The best 9x9 network so far ships in the package; models/go9.json says how it was trained.
+SHIPPED_NET = Path(__file__).with_name("models") / "go9.ckpt"
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,14 @@ def load_net(path: Path | str) -> tuple[GoNet, dict]:
     net.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in arrays.items()})
     net.eval()
     return net, meta
+
+
+def shipped_net() -> Path:
+    """The path of the 9x9 network that ships with the package (the engine's default)."""
+    if not SHIPPED_NET.is_file():
+        raise CasebookError(f"the shipped 9x9 network is missing ({SHIPPED_NET})",
+                            hint="reinstall mlcasebook, or pass --model PATH (or --rollouts to search without a network)")
+    return SHIPPED_NET
 
 
 class NetEvaluator:
