@@ -180,6 +180,13 @@ def shipped_net() -> Path:
     return SHIPPED_NET
 
 
+def shipped_net_card() -> dict:
+    """What the shipped network is, how it was trained and how strong it measured (models/go9.json)."""
+    import json
+
+    return json.loads(SHIPPED_NET.with_suffix(".json").read_text())
+
+
 class NetEvaluator:
     """The MCTS evaluator backed by a GoNet; a batch of states is one forward pass.
 

@@ -27,7 +27,7 @@ from ..core.report import Report
 from .board import GoState
 from .gtp import GtpClient
 from .match import engine_command, play_game, save_sgf, wilson_interval
-from .net import NetEvaluator
+from .net import NetEvaluator, shipped_net_card
 from .players import MctsPlayer, PolicyPlayer, RandomPlayer, play_players
 from .train import TrainConfig, Trainer
 
@@ -113,11 +113,12 @@ def run_quick(out_dir: Path, smoke: bool = False) -> CaseOutcome:
     if nine is None:
         report.text("GNU Go is not installed (apt-get install gnugo), so the 9x9 game was not played.", note=True)
     else:
+        card = shipped_net_card()
         report.text(f"Black: {nine['black']} ({nine['ours_s_per_move']:.2f} s a move). White: {nine['white']}. "
                     f"9x9, komi 7, Tromp-Taylor scoring. Result after {nine['moves']} moves: {nine['result']} "
                     f"({'our engine won' if nine['ours_won'] else 'GNU Go won'}); the game is in {nine['sgf']}. "
-                    "One game says little: docs/RESULTS.md has the match figures and what the shipped network "
-                    "is (supervised on GNU Go games, no self-play yet).")
+                    f"One game says little. The shipped network: {card['stage']}; {card['training']}. Measured: "
+                    f"{card['strength']}.")
         report.html(f"<pre>{html.escape(nine['board'])}</pre>")
         for note in nine["notes"]:
             report.text(note, note=True)
