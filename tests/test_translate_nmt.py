@@ -193,6 +193,26 @@ def test_resume_continues_exactly(tmp_path):
                   progress=False, track=False)
 
 
+@pytest.mark.parametrize("arch", ["transformer", "gnmt"])
+def test_two_workers_take_the_same_steps_as_one(arch, tmp_path):
+    """Data parallel (core.data_parallel): each process computes half of every batch and the gradients
+    are summed, so without dropout two processes follow one process's training curve, step by step
+    (a half batch's gradient would not). Interrupted after 2 steps and resumed, it still does.
+    Weights are compared through the losses: some gradients are exactly zero in theory (attention key
+    biases), and Adam blows their rounding noise up to full-size steps that change no output."""
+    train, dev = toy_pairs(120, 2), toy_pairs(10, 3)
+    config = tiny_config(arch, max_steps=4, eval_every=1, average_last=1, dropout=0.0)
+    one = train_nmt(config, train, dev, VOCAB, tmp_path / "one", progress=False, track=False)
+    parallel = dataclasses.replace(config, workers=2)
+    train_nmt(dataclasses.replace(parallel, max_steps=2), train, dev, VOCAB, tmp_path / "two", progress=False,
+              track=False)
+    two = train_nmt(parallel, train, dev, VOCAB, tmp_path / "two", progress=False, track=False)
+    curves = [load_checkpoint(path)[1]["info"]["history"] for path in (one, two)]
+    assert [entry["step"] for entry in curves[1]] == [1, 2, 3, 4]
+    for key in ("train_loss", "dev_nll"):
+        assert [e[key] for e in curves[1]] == pytest.approx([e[key] for e in curves[0]], rel=1e-5), key
+
+
 def test_time_budget_stops_training(tmp_path):
     config = tiny_config("gnmt", max_steps=10_000, time_budget_s=0.5, eval_every=1000)
     path = train_nmt(config, toy_pairs(60, 4), toy_pairs(5, 5), VOCAB, tmp_path, progress=False, track=False)

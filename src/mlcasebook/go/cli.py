@@ -22,7 +22,8 @@ def build_player(model: Path | None, playouts: int | None, time_per_move: float 
         return RandomPlayer(seed)
     if rollouts:
         if model is not None or policy_only:
-            raise CasebookError("--rollouts searches without a network", hint="drop --model / --policy-only, or drop --rollouts")
+            raise CasebookError("--rollouts searches without a network",
+                                hint="drop --model / --policy-only, or drop --rollouts")
         from .mcts import RolloutEvaluator
 
         evaluator = RolloutEvaluator(seed=seed)

@@ -176,7 +176,7 @@ def shipped_net() -> Path:
     """The path of the 9x9 network that ships with the package (the engine's default)."""
     if not SHIPPED_NET.is_file():
         raise CasebookError(f"the shipped 9x9 network is missing ({SHIPPED_NET})",
-                            hint="reinstall mlcasebook, or pass --model PATH (or --rollouts to search without a network)")
+                            hint="reinstall mlcasebook, or pass --model PATH (--rollouts: search without a network)")
     return SHIPPED_NET
 
 

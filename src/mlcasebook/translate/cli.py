@@ -98,6 +98,9 @@ def train(
                                 "last checkpoint in the same --out folder (SMT always trains from the start)."),
     seed: int = typer.Option(0, help="Seed of the tuning split and of training."),
     threads: int = typer.Option(None, min=1, help="CPU threads for torch (default: torch's)."),
+    workers: int = typer.Option(1, min=1, help="Neural models: processes that share every batch (data "
+                                "parallel; the threads are split between them). Small models train almost "
+                                "twice as fast with --workers 2 on 2 cores as with 2 threads in one process."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log parameters and metrics to MLflow."),
 ) -> None:
     """Train a translator on the train split (a tuning set carved from it chooses SMT weights and
@@ -113,7 +116,8 @@ def train(
         torch.set_num_threads(threads)
     trained = train_translator(pairs, arch, target, data_dir=data_dir, budget_minutes=budget_minutes,
                                max_sentences=max_sentences, resume=resume, track=track, progress=_progress(),
-                               seed=seed, vocab_size=vocab_size, on_log=lambda m: err.print(m, highlight=False))
+                               seed=seed, vocab_size=vocab_size, on_log=lambda m: err.print(m, highlight=False),
+                               nmt_options={"workers": workers} if workers > 1 and arch != "smt" else None)
     src, tgt = directions[0]
     split = "dev" if "ja" in (src, tgt) else "test"
     out.print(f"model → {trained.path} ({trained.train_s:.0f} s)\nmeasure it: mlcasebook translate evaluate "

@@ -13,6 +13,8 @@ and a ``forward(src_ids, src_mask, tgt_in) -> logits`` for teacher forcing):
   epoch, torch RNG state — written atomically (``core.checkpoint``); the last ``keep_last`` are
   kept. Rerunning the same call after a kill resumes from the newest one and continues the
   same batch sequence (the batch order of epoch e is drawn from (seed, e)).
+- ``workers`` > 1: data parallel over CPU cores (``core.data_parallel``): helper processes take a
+  share of every batch's rows and the gradients are summed, the same steps as one process.
 - Stops at ``max_steps`` or when the wall-clock ``time_budget_s`` (summed over resumed runs) is
   spent; the shipped ``model.pt`` holds the mean of the last ``average_last`` checkpoints'
   weights (checkpoint averaging, as the Transformer paper reported) when that mean has a dev
@@ -30,6 +32,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..core.data_parallel import Group, join
 from ..core.errors import CasebookError, DataError
 from ..core.progress import bar
 from ..core.tracking import tracked_run
@@ -85,6 +89,7 @@ class NMTConfig:
     eval_every: int = 500  # steps between dev evaluation + checkpoint
     keep_last: int = 5  # checkpoints kept on disk
     average_last: int = 5  # checkpoints averaged into model.pt (1 = the last one as is)
+    workers: int = 1  # processes that share every batch (data parallel over CPU cores; core.data_parallel)
 
     @classmethod
     def for_arch(cls, arch: str, **overrides: Any) -> NMTConfig:
@@ -350,28 +355,28 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
 
     model.train()
     window = {"loss": 0.0, "tokens": 0, "seconds": 0.0, "steps": 0}
+    group = None
+    if config.workers > 1:
+        resumed_from = str(existing[-1]) if resume and existing else None
+        group = Group.start(config.workers, _data_parallel_helper, (asdict(config), kept, vocab, resumed_from))
+        group.broadcast_module(model)
     with tracked_run("translate", f"{config.arch}-{out_dir.name}", enabled=track) as tracker, \
-            bar(*_bar_spec(config, run), disable=not progress) as advance:
+            bar(*_bar_spec(config, run), disable=not progress) as advance, _closing(group):
         tracker.params({**asdict(config), "train_pairs": len(kept), "dev_pairs": len(dev_pairs),
                         "params": sum(p.numel() for p in model.parameters())})
         while run["step"] < config.max_steps and budget_left():
             batches = token_batches(lengths, config.batch_tokens, np.random.default_rng([config.seed, run["epoch"]]))
             while run["batch_in_epoch"] < len(batches) and run["step"] < config.max_steps and budget_left():
                 started = time.perf_counter()
+                if group is not None:
+                    group.command([GO, run["epoch"], run["batch_in_epoch"], run["step"]])
                 batch = make_batch(kept, batches[run["batch_in_epoch"]], vocab)
-                for group in optimizer.param_groups:
-                    group["lr"] = inverse_sqrt_lr(run["step"] + 1, config.lr, config.warmup)
-                loss = _loss(model, batch, vocab["pad_id"], config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.clip_norm > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-                optimizer.step()
+                loss = _train_step(model, optimizer, batch, vocab, config, run["step"], group)
                 run["step"] += 1
                 run["batch_in_epoch"] += 1
                 elapsed = time.perf_counter() - started
                 tokens = int((batch["tgt_out"] != vocab["pad_id"]).sum())
-                window["loss"] += loss.item() * tokens
+                window["loss"] += loss * tokens
                 window["tokens"] += tokens
                 window["seconds"] += elapsed
                 window["steps"] += 1
@@ -396,6 +401,82 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
         save_model(model_path, weights, config, vocab, info)
         tracker.artifact(model_path)
     return model_path
+
+
+GO, STOP = 1, 0  # rank 0's commands to the data-parallel helpers: [GO, epoch, batch in epoch, step] or [STOP, ...]
+
+
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                vocab: dict[str, Any], config: NMTConfig, step: int, group: Group | None) -> float:
+    """One update on ``batch``; returns its (label-smoothed) loss per target token. In a data-parallel
+    ``group`` this process takes every ``size``-th row from its rank on and scales its loss by its
+    share of the batch's target tokens, so the summed gradients are the whole batch's gradient."""
+    for param_group in optimizer.param_groups:
+        param_group["lr"] = inverse_sqrt_lr(step + 1, config.lr, config.warmup)
+    pad = vocab["pad_id"]
+    optimizer.zero_grad(set_to_none=True)
+    if group is None:
+        loss = _loss(model, batch, pad, config.label_smoothing)
+        loss.backward()
+        value = loss.detach()
+    else:
+        total = int((batch["tgt_out"] != pad).sum())
+        part = {name: tensor[group.rank::group.size] for name, tensor in batch.items()}
+        tokens = int((part["tgt_out"] != pad).sum())
+        loss = torch.zeros(())
+        if tokens:  # a batch of one long pair leaves the other processes nothing to do
+            loss = _loss(model, part, pad, config.label_smoothing) * (tokens / total)
+            loss.backward()
+        value = group.sum_gradients(list(model.parameters()), loss.detach())
+    if config.clip_norm > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+    optimizer.step()
+    return float(value)
+
+
+@contextmanager
+def _closing(group: Group | None):
+    """Tell the helpers to stop when training ends; if it fails, do not wait for them."""
+    try:
+        yield
+    except BaseException:
+        if group is not None:
+            for process in group.helpers:
+                process.terminate()
+            group.helpers = []
+            group.close()
+        raise
+    if group is not None:
+        group.command([STOP, 0, 0, 0])
+        group.close()
+
+
+def _data_parallel_helper(rank: int, size: int, port: int, threads: int, config_values: dict[str, Any],
+                          pairs: Sequence[Pair], vocab: dict[str, Any], resumed_from: str | None) -> None:
+    """A helper process of a data-parallel run: the same model and optimizer as rank 0, one share of
+    every batch, until rank 0 says stop."""
+    join(rank, size, port, threads)
+    config = NMTConfig.from_dict(config_values)
+    torch.manual_seed(config.seed)
+    model = build_model(config, vocab)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), eps=1e-9)
+    if resumed_from is not None:
+        arrays, meta = load_checkpoint(resumed_from)
+        _restore_state(arrays, meta, model, optimizer)
+    group = Group(rank, size)
+    group.broadcast_module(model)
+    torch.manual_seed(config.seed * 1000 + rank)  # its own dropout masks
+    model.train()
+    lengths, batches, batches_epoch = _pair_lengths(pairs), [], -1
+    while True:
+        command, epoch, batch_in_epoch, step = group.command([0, 0, 0, 0])
+        if command == STOP:
+            break
+        if epoch != batches_epoch:  # the same batches as rank 0: drawn from (seed, epoch)
+            batches = token_batches(lengths, config.batch_tokens, np.random.default_rng([config.seed, epoch]))
+            batches_epoch = epoch
+        _train_step(model, optimizer, make_batch(pairs, batches[batch_in_epoch], vocab), vocab, config, step, group)
+    group.close()
 
 
 def _final_weights(model: nn.Module, chosen: list[Path], dev_pairs: Sequence[Pair], vocab: dict[str, Any],
@@ -427,7 +508,7 @@ def _bar_spec(config: NMTConfig, run: dict[str, Any]) -> tuple[float, str]:
 def _fixed_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a resumed run must share with the checkpoint (limits and bookkeeping may change:
     the learning rate is a function of the step alone, so extending a run is sound)."""
-    free = {"max_steps", "time_budget_s", "eval_every", "keep_last", "average_last"}
+    free = {"max_steps", "time_budget_s", "eval_every", "keep_last", "average_last", "workers"}
     return {k: v for k, v in config.items() if k not in free}
 
 
