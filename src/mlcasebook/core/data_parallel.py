@@ -1,8 +1,8 @@
 """Data-parallel training over the CPU cores of one machine (gloo on loopback).
 
-Why: small models do not speed up with more intra-op threads (measured on the 2-core box, a
-d128 Transformer step: 1 thread 1,489 target tokens/s, 2 threads 1,692, +14 %), but two
-processes with one thread each compute two halves of a batch at full speed each. Every process
+Why: small models gain little from more intra-op threads, and two processes with one thread each
+keep both cores busier (measured on the 2-core box with benchmarks/translate_workers.py, a d128
+Transformer: 1 thread 2,053 target tokens/s, 2 threads 2,713, 2 processes 3,043). Every process
 holds the whole model; after each backward pass the gradients are summed across processes
 (one all-reduce of a flat buffer), so every process takes the same optimizer step and the
 weights stay equal — the exact full-batch gradient when each process scales its loss by its

@@ -16,7 +16,8 @@ and a ``forward(src_ids, src_mask, tgt_in) -> logits`` for teacher forcing):
 - ``workers`` > 1: data parallel over CPU cores (``core.data_parallel``): helper processes take a
   share of every batch's rows and the gradients are summed, the same steps as one process.
 - Stops at ``max_steps`` or when the wall-clock ``time_budget_s`` (summed over resumed runs) is
-  spent; the shipped ``model.pt`` holds the mean of the last ``average_last`` checkpoints'
+  spent, keeping back the time of the final evaluation and averaging (estimated from the last
+  evaluation); the shipped ``model.pt`` holds the mean of the last ``average_last`` checkpoints'
   weights (checkpoint averaging, as the Transformer paper reported) when that mean has a dev
   NLL no worse than the last weights (early in training it lags behind), else the last weights.
 
@@ -330,7 +331,8 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
         return run["train_seconds"]
 
     def budget_left() -> bool:
-        return config.time_budget_s is None or clock() < config.time_budget_s
+        # the budget covers the end too: a last evaluation and the averaging's two dev passes
+        return config.time_budget_s is None or clock() + 3 * run.get("dev_seconds", 0.0) < config.time_budget_s
 
     if run["finished"] and model_path.is_file() and not (run["step"] < config.max_steps and budget_left()):
         return model_path  # the same command already ran to its end
@@ -343,8 +345,10 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
             old.unlink(missing_ok=True)
 
     def evaluate(tracker, window: dict[str, float]) -> None:
+        started = time.perf_counter()
         entry: dict[str, Any] = {"step": run["step"], "epoch": run["epoch"], "train_seconds": clock(),
                                  **window, **dev_loss(model, dev_pairs, vocab, config.batch_tokens)}
+        run["dev_seconds"] = time.perf_counter() - started
         if on_eval is not None:
             model.eval()
             score = on_eval(model)
