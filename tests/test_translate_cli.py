@@ -163,3 +163,21 @@ def test_http_service(model):
     assert client.post("/translate", json={"text": "a", "lines": ["b"], "from": "en", "to": "de"}).status_code == 422
     assert client.post("/translate", json={"from": "en", "to": "de"}).status_code == 422
     assert client.get("/health").json()["directions"] == ["en-de"]
+
+
+def test_neural_train_time_counts_the_vocabulary_and_adds_up_over_resumed_runs(tmp_path):
+    """The reported train time of a neural model is its vocabulary plus its training loop summed over
+    every session, so a run stopped and resumed reports the whole, and the budget covers both."""
+    from mlcasebook.translate.translator import train_translator
+
+    root = toy_corpus(tmp_path / "data")
+    options = {"d_model": 16, "ff_dim": 32, "heads": 2, "enc_layers": 1, "dec_layers": 1, "eval_every": 5,
+               "batch_tokens": 200}
+    common = dict(data_dir=root, track=False, progress=False, vocab_size=330, tuning_size=10, nmt_options=options)
+    first = train_translator("en-de", "transformer", tmp_path / "m", budget_minutes=0.05, **common).record
+    assert first["train_seconds"] == pytest.approx(first["vocabulary_seconds"] + first["nmt_train_seconds"])
+    assert first["vocabulary_seconds"] > 0
+    resumed = train_translator("en-de", "transformer", tmp_path / "m", budget_minutes=0.12, **common).record
+    assert resumed["vocabulary_seconds"] == first["vocabulary_seconds"]  # read back, not retrained
+    assert resumed["steps"] > first["steps"] and resumed["train_seconds"] > first["train_seconds"]
+    assert resumed["train_seconds"] == pytest.approx(resumed["vocabulary_seconds"] + resumed["nmt_train_seconds"])

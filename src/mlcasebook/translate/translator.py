@@ -310,7 +310,8 @@ def train_translator(pair: str, arch: str, out_dir: Path | str, *, data_dir: Pat
     else:
         record = _train_nmt(arch, parts, out, budget_minutes, resume, progress, seed, vocab_size,
                             nmt_options or {}, track, log)
-    train_s = time.perf_counter() - started
+    # a neural run reports its own total (it may have been resumed); SMT is this call's time
+    train_s = record.pop("train_seconds", None) or time.perf_counter() - started
     manifest |= record | {"train_seconds": train_s, "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_manifest(out, manifest)
     return TrainedModel(out, arch, train_s, manifest)
@@ -353,13 +354,18 @@ def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progre
     from .subword import FILE_NAME, Subwords
 
     multilingual = arch == "multilingual"
+    vocab_time = out / "subword_seconds.json"  # the vocabulary's training time counts in the budget
     if resume and (out / FILE_NAME).is_file():
         subwords = Subwords.load(out)  # a resumed checkpoint's ids only mean something with its own vocabulary
+        vocab_seconds = json.loads(vocab_time.read_text())["seconds"] if vocab_time.is_file() else 0.0
     else:
         text = [line for rest, _ in parts for line in (*rest.source, *rest.target)]
         log(f"training a joint SentencePiece vocabulary (≤ {vocab_size} pieces) on {len(text):,} lines")
+        started = time.perf_counter()
         subwords = Subwords.train(text, vocab_size=vocab_size, seed=seed)
         subwords.save(out)
+        vocab_seconds = time.perf_counter() - started
+        atomic_write_text(vocab_time, json.dumps({"seconds": vocab_seconds}))
 
     def encode(data) -> list[tuple[list[int], list[int]]]:
         tag = data.tgt_lang if multilingual else None
@@ -369,7 +375,8 @@ def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progre
     train_pairs = [pair for rest, _ in parts for pair in encode(rest)]
     tuning_pairs = [pair for _, tune in parts for pair in encode(tune)]
     config = NMTConfig.for_arch("transformer" if multilingual else arch, seed=seed, **options,
-                                **({} if budget_minutes is None else {"time_budget_s": 60.0 * budget_minutes}))
+                                **({} if budget_minutes is None else
+                                   {"time_budget_s": max(60.0 * budget_minutes - vocab_seconds, 1.0)}))
     log(f"training {arch} ({config.enc_layers}+{config.dec_layers} layers, d={config.d_model}) on "
         f"{len(train_pairs):,} pairs, {subwords.size} subwords"
         + (f", {budget_minutes:g} min budget" if budget_minutes else ""))
@@ -378,5 +385,8 @@ def _train_nmt(arch: str, parts, out: Path, budget_minutes, resume: bool, progre
     info = load_checkpoint(checkpoint)[1].get("info", {})
     return {"model_file": checkpoint.name, "max_source_tokens": config.max_len - 1,  # train_nmt appends EOS
             "subwords": subwords.size, "steps": info.get("steps"), "nmt_train_seconds": info.get("train_seconds"),
+            "vocabulary_seconds": vocab_seconds,
+            # summed over resumed sessions: the vocabulary plus every session's training loop
+            "train_seconds": vocab_seconds + float(info.get("train_seconds") or 0.0),
             "config": {k: getattr(config, k) for k in ("d_model", "enc_layers", "dec_layers", "max_len")},
             "decoding": {"beam_size": 4, "alpha": 0.6, "beta": 0.0}}
