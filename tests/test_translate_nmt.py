@@ -213,6 +213,19 @@ def test_two_workers_take_the_same_steps_as_one(arch, tmp_path):
         assert [e[key] for e in curves[1]] == pytest.approx([e[key] for e in curves[0]], rel=1e-5), key
 
 
+def test_a_failing_data_parallel_run_raises_and_leaves_no_helper(tmp_path):
+    import multiprocessing
+
+    def broken_eval(model):
+        raise RuntimeError("evaluation broke")
+
+    config = tiny_config("transformer", max_steps=4, eval_every=2, workers=2)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        train_nmt(config, toy_pairs(60, 2), toy_pairs(5, 3), VOCAB, tmp_path, progress=False, track=False,
+                  on_eval=broken_eval)
+    assert not multiprocessing.active_children()
+
+
 def test_time_budget_stops_training(tmp_path):
     config = tiny_config("gnmt", max_steps=10_000, time_budget_s=0.5, eval_every=1000)
     path = train_nmt(config, toy_pairs(60, 4), toy_pairs(5, 5), VOCAB, tmp_path, progress=False, track=False)

@@ -90,6 +90,12 @@ class Group:
             offset += p.numel()
         return flat[offset:].reshape(extra.shape)
 
+    def abort(self) -> None:
+        """Rank 0 failed mid-run: kill the helpers instead of waiting for them, then leave the group."""
+        for process in self.helpers:
+            process.terminate()
+        self.close()
+
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -445,10 +445,7 @@ def _closing(group: Group | None):
         yield
     except BaseException:
         if group is not None:
-            for process in group.helpers:
-                process.terminate()
-            group.helpers = []
-            group.close()
+            group.abort()
         raise
     if group is not None:
         group.command([STOP, 0, 0, 0])
