@@ -12,10 +12,10 @@ Japanese target, ``13a`` otherwise) and chrF:
 
 Neural models train for ``--minutes`` of wall clock each (their recipe: ``NMTConfig.for_arch``
 defaults from the neural module, plus ``--nmt-option key=value`` overrides); SMT trains to the end.
-The BLEU gain of each rung over SMT is printed beside the chapter's "+60 %" (GNMT vs phrase-based).
+The BLEU gain of each rung over SMT is printed; the chapter's "+60 %" (GNMT vs phrase-based) sits beside GNMT.
 
-    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-translate.lock .venv/bin/python benchmarks/translate_ladder.py \\
-        --pairs en-de --minutes 22 --json docs/results/translate_ladder.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/translate_ladder.py --pairs en-de --minutes 120 \\
+        --json docs/results/translate_ladder_en-de.json
     .venv/bin/python benchmarks/translate_ladder.py --quick     # smoke run: small slices, seconds of training
 
 Models are kept in ``<cache>/translate/ladder/<pair>-<arch>`` (``--models-dir``): a rerun with the same
@@ -25,9 +25,6 @@ settings reuses a finished model; ``--retrain`` starts over. Results are written
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,52 +35,21 @@ from common import console, print_table
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
 from mlcasebook.translate import evaluate as ev
-from mlcasebook.translate.data import corpus_for, load_pair, parse_pair
-from mlcasebook.translate.translator import MANIFEST, Translator, train_translator, write_manifest
+from mlcasebook.translate.data import load_pair
+from mlcasebook.translate.translator import train_translator, write_manifest
+from translate_common import (
+    code_version,
+    command_line,
+    machine,
+    options_for,
+    parse_options,
+    reusable,
+    score_model,
+    scored_split,
+)
 
 ARCHS = ("smt", "gnmt", "transformer")
 SCORES = "ladder_scores.json"  # a model's scores on the scored split, reused while the model is unchanged
-
-
-def scored_split(pair: str) -> str:
-    return "test" if "test" in corpus_for(*parse_pair(pair)).files else "dev"
-
-
-def parse_options(items: list[str]) -> dict:
-    """``key=value`` → {key: value}; values that read as JSON (numbers, true/false, lists) are parsed."""
-    options = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def options_for(arch: str, options: dict) -> dict:
-    """Options for one architecture: ``warmup`` applies to both, ``transformer.warmup`` to one."""
-    plain = {k: v for k, v in options.items() if "." not in k}
-    return plain | {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith(f"{arch}.")}
-
-
-def code_version() -> str:
-    """The commit the scoring code runs at (and whether the tree had local changes)."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "src/mlcasebook/translate"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + local changes in src/mlcasebook/translate" if dirty else "")
-
-
-def reusable(folder: Path, settings: dict) -> bool:
-    path = folder / MANIFEST
-    return path.is_file() and json.loads(path.read_text()).get("benchmark_settings") == settings
 
 
 def run_model(pair: str, arch: str, args, test, all_nmt_options: dict) -> dict:
@@ -103,30 +69,7 @@ def run_model(pair: str, arch: str, args, test, all_nmt_options: dict) -> dict:
                                    on_log=lambda m: console.print(f"[dim]{m}[/]"))
         write_manifest(folder, trained.record | {"benchmark_settings": settings})
         (folder / SCORES).unlink(missing_ok=True)
-    scored = {"split": test.split, "sentences": len(test)}
-    cached = json.loads((folder / SCORES).read_text()) if (folder / SCORES).is_file() else {}
-    if cached.get("scored") == scored:  # this model was already scored on this set: don't decode again
-        console.print(f"{pair} {arch}: reusing the scores of {folder}")
-        return cached["row"]
-    translator = Translator.load(folder)
-    manifest = translator.manifest
-    src, tgt = parse_pair(pair)
-    hyps, seconds, speed = ev.timed(lambda lines: translator.translate_lines(lines, src, tgt), test.source)
-    scores = ev.score(hyps, test.target, tgt)
-    console.print(f"{pair} {arch}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} ({speed:.1f} sentences/s, "
-                  f"trained {manifest['train_seconds']:.0f} s)", highlight=False)
-    row = {"arch": arch, "bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.bleu_signature,
-            "chrf_signature": scores.chrf_signature, "bleu_detail": scores.bleu_detail,
-            "train_s": manifest["train_seconds"], "trained_at": manifest.get("trained_at"), "code": code_version(),
-            "steps": manifest.get("steps"),
-            "nmt_train_seconds": manifest.get("nmt_train_seconds"), "config": manifest.get("config"),
-            "decode_seconds": seconds, "sentences_per_s": speed, "train_sentences": manifest["settings"]
-            ["train_sentences"], "tuning_sentences": manifest["settings"]["tuning_sentences"],
-            "smt": manifest.get("smt", {}).get("train_stats"), "examples": [
-                {"source": s, "reference": r, "hypothesis": h} for s, r, h in
-                zip(test.source[:3], test.target[:3], hyps[:3], strict=True)]}
-    write_json(folder / SCORES, {"scored": scored, "row": row})
-    return row
+    return score_model(folder, test, folder / SCORES, f"{pair} {arch}")
 
 
 def main() -> None:
@@ -143,7 +86,7 @@ def main() -> None:
                         help="PhraseBasedSMT option key=value (tune_* go to its tune(), e.g. tune_iterations=3)")
     parser.add_argument("--tuning-size", type=int, default=1000, help="pairs carved from train for tuning")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the lock's one core)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: two runs share the 2 cores)")
     parser.add_argument("--models-dir", type=Path, default=cache_dir() / "translate" / "ladder")
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--track", action="store_true", help="log to MLflow")
@@ -157,17 +100,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     nmt_options = parse_options(args.nmt_option)
     args.smt_options = parse_options(args.smt_option)
-    command = ("OMP_NUM_THREADS=1 flock /tmp/mlcasebook-translate.lock .venv/bin/python "
-               f"benchmarks/translate_ladder.py {' '.join(sys.argv[1:])}")
     results: dict = {"settings": {
-        "command": command, "pairs": args.pairs, "archs": args.archs, "minutes_per_neural_model": args.minutes,
+        "command": command_line("translate_ladder.py"), "pairs": args.pairs, "archs": args.archs,
+        "minutes_per_neural_model": args.minutes,
         "max_sentences": args.max_sentences, "limit": args.limit, "seed": args.seed, "nmt_options": nmt_options,
         "vocab_size": args.vocab_size, "smt_options": args.smt_options,
         "tuning": f"{args.tuning_size} pairs carved from train (seed {args.seed}); dev/test never tuned on",
-        "machine": f"{args.threads} torch thread(s) of a shared 2-core CPU box (other jobs running), "
-                   f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-                   f"{platform.processor() or platform.machine()}, "
-                   f"python {platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(args.threads),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "code": code_version(), "note": args.note}, "pairs": {}}
     for pair in args.pairs:
         split = scored_split(pair)

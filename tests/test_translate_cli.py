@@ -181,3 +181,37 @@ def test_neural_train_time_counts_the_vocabulary_and_adds_up_over_resumed_runs(t
     assert resumed["vocabulary_seconds"] == first["vocabulary_seconds"]  # read back, not retrained
     assert resumed["steps"] > first["steps"] and resumed["train_seconds"] > first["train_seconds"]
     assert resumed["train_seconds"] == pytest.approx(resumed["vocabulary_seconds"] + resumed["nmt_train_seconds"])
+
+
+def test_multilingual_model_serves_its_directions_and_zero_shot_keeps_the_users_case(tmp_path):
+    """One model over Tanaka (lowercase English) and Multi30k (cased) directions: every trained direction
+    and an untrained one (zero-shot, said so) translate, and cased English input is not lowercased."""
+    from mlcasebook.translate.translator import Translator, train_translator
+
+    root = toy_corpus(tmp_path / "data")
+    french = {"ein Hund": "un chien", "eine Katze": "un chat", "der Mann": "l'homme", "die Frau": "la femme",
+              "ein Kind": "un enfant"}
+    (root / "multi30k" / "train.fr").write_text("".join(
+        f"{french[sd].capitalize()} court.\n" for _s, sd in SUBJECTS for _ in range(20)), encoding="utf-8")
+    tanaka = root / "tanaka-enja"
+    tanaka.mkdir()
+    japanese = {"a dog": "犬", "a cat": "猫", "the man": "男", "the woman": "女", "a child": "子供"}
+    (tanaka / "train.ja").write_text("".join(f"{japanese[s]} が 走る 。\n" for s, _ in SUBJECTS * 20), encoding="utf-8")
+    (tanaka / "train.en").write_text("".join(f"{s} runs .\n" for s, _ in SUBJECTS * 20), encoding="utf-8")
+    options = {"d_model": 16, "ff_dim": 32, "heads": 2, "enc_layers": 1, "dec_layers": 1, "eval_every": 5,
+               "batch_tokens": 200}
+    record = train_translator("ja-en,en-ja,en-de,de-en,en-fr", "multilingual", tmp_path / "m", data_dir=root,
+                              budget_minutes=0.05, track=False, progress=False, vocab_size=400, tuning_size=10,
+                              nmt_options=options).record
+    assert record["languages"] == ["ja", "en", "de", "fr"] and record["steps"] > 0
+    assert record["lowercase_source"] is False  # English also came cased (Multi30k): keep what the user typed
+    model = Translator.load(tmp_path / "m")
+    assert model._prepare("A Dog runs.") == "A Dog runs."
+    for src, tgt in [("en", "ja"), ("ja", "en"), ("en", "de"), ("en", "fr")]:
+        outputs, warnings = model.translate_report(["a dog runs."], src, tgt)
+        assert len(outputs) == 1 and not any("zero-shot" in w for w in warnings)
+    outputs, warnings = model.translate_report(["Ein Hund rennt im Park."], "de", "fr")  # never trained
+    assert len(outputs) == 1 and any("zero-shot" in w for w in warnings)
+    with pytest.raises(Exception, match="not cs-en"):
+        model.translate_lines(["Pes běží."], "cs", "en")  # a language the model never saw
+

@@ -174,6 +174,8 @@ def test_ladder_table_and_claim():
     assert list(frame["BLEU gain vs SMT"]) == ["—", "+50 %", "+65 %"]
     assert list(frame["gain vs rung below"]) == ["—", "+50 %", "+10 %"]
     assert "+60 %" in frame["chapter"].iloc[1] and frame["train time"].iloc[2] == "10.0 min"
+    without_gnmt = ev.ladder_frame([rows[0], rows[2]])
+    assert not any(without_gnmt["chapter"])  # the GNMT claim is not lent to the Transformer row
     assert ev.ladder_holds(rows) is True
     assert ev.ladder_holds([rows[0], {"arch": "gnmt", "bleu": 19.0, "chrf": 0}]) is False
     assert "+50 %" in ev.claim_row(rows)["gnmt_bleu_gain"][0]

@@ -303,7 +303,7 @@ def train_translator(pair: str, arch: str, out_dir: Path | str, *, data_dir: Pat
         f"{settings['tuning_sentences']:,} carved from train")
     manifest: dict[str, Any] = {
         "arch": arch, "directions": [list(d) for d in directions], "languages": languages,
-        "lowercase_source": any(r.corpus == "tanaka" and r.src_lang == "en" for r, _ in parts),
+        "lowercase_source": _english_source_was_lowercase(parts),
         "data": [r.describe() | {"tuning": len(t)} for r, t in parts], "settings": settings}
     if arch == "smt":
         record = _train_smt(parts[0], out, progress, smt_options or {}, settings, track, log)
@@ -315,6 +315,13 @@ def train_translator(pair: str, arch: str, out_dir: Path | str, *, data_dir: Pat
     manifest |= record | {"train_seconds": train_s, "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_manifest(out, manifest)
     return TrainedModel(out, arch, train_s, manifest)
+
+
+def _english_source_was_lowercase(parts) -> bool:
+    """Lowercase user input only for a model whose English sources were all lowercase (Tanaka's);
+    a multilingual model that also read cased English (Multi30k) keeps the user's case."""
+    corpora = {rest.corpus for rest, _ in parts if rest.src_lang == "en"}
+    return corpora == {"tanaka"}
 
 
 def _train_smt(part, out: Path, progress: bool, options: dict[str, Any], settings: dict[str, Any], track: bool,
