@@ -70,12 +70,18 @@ def train(args, options: dict) -> Path:
     return folder
 
 
-def bilingual_rows(ladder_dir: Path, pair: str, test) -> dict[str, dict]:
-    """The ladder's models for this direction that were scored on exactly these sentences."""
+def budget(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def bilingual_rows(ladder_dirs: list[Path], pair: str, test) -> dict[str, dict]:
+    """The ladder's models for this direction that were scored on exactly these sentences, labelled by
+    architecture and training time ("transformer 15 min"): a folder per ladder budget."""
     rows = {}
-    for arch in BILINGUAL:
-        if (row := cached_row(ladder_dir / f"{pair}-{arch}" / LADDER_SCORES, test)) is not None:
-            rows[arch] = row
+    for ladder_dir in ladder_dirs:
+        for arch in BILINGUAL:
+            if (row := cached_row(ladder_dir / f"{pair}-{arch}" / LADDER_SCORES, test)) is not None:
+                rows[arch if arch == "smt" else f"{arch} {budget(row['train_s'])}"] = row
     return rows
 
 
@@ -93,19 +99,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models-dir", type=Path, default=cache_dir() / "translate" / "ladder")
-    parser.add_argument("--ladder-dir", type=Path, default=None,
-                        help="where translate_ladder.py keeps its models (default: --models-dir)")
+    parser.add_argument("--ladder-dir", type=Path, action="append", default=None,
+                        help="where translate_ladder.py keeps its models (default: --models-dir); repeat it for "
+                             "ladders run at other budgets (e.g. one of 15-minute models: equal total compute)")
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--track", action="store_true", help="log to MLflow")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 pairs a direction, 0.3 min, 50 "
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 pairs a direction, 0.3 min, 100 "
                                                              "sentences")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--note", default=None, help="a remark stored with the settings")
     args = parser.parse_args()
     if args.quick:
-        args.max_sentences, args.minutes, args.limit, args.tuning_size = 1000, 0.3, 50, 50
+        args.max_sentences, args.minutes, args.limit, args.tuning_size = 1000, 0.3, 100, 50
         args.models_dir = args.models_dir.with_name("ladder-quick")
-    ladder_dir = args.ladder_dir or args.models_dir
+    ladder_dirs = args.ladder_dir or [args.models_dir]
     torch.set_num_threads(args.threads)
     options = parse_options(args.nmt_option)
     results: dict = {"settings": {
@@ -130,13 +137,15 @@ def main() -> None:
             suffix = "" if kind != "pivot via en" else "_pivot"
             row = score_model(folder, test, folder / f"scores_{pair}{suffix}.json", f"{pair} multilingual ({kind})",
                               translate=call)
-            bilingual = bilingual_rows(ladder_dir, pair, test) if kind == "trained" else {}
+            bilingual = bilingual_rows(ladder_dirs, pair, test) if kind == "trained" else {}
             results["rows"].append(row | {
                 "direction": pair, "kind": kind, "scored_on": f"{test.corpus} {test.split} ({len(test)} sentences)",
-                "bilingual": {arch: {"bleu": r["bleu"], "chrf": r["chrf"], "train_s": r["train_s"]}
-                              for arch, r in bilingual.items()}})
+                "bilingual": {label: {"bleu": r["bleu"], "chrf": r["chrf"], "train_s": r["train_s"]}
+                              for label, r in bilingual.items()}})
             if args.json:
-                write_json(args.json, results | {"table": table(results["rows"]).to_dict(orient="records")})
+                frame = table(results["rows"])
+                write_json(args.json, results | {"table": frame.to_dict(orient="records"),
+                                                 "table_columns": list(frame.columns)})
     print_table(table(results["rows"]), f"one multilingual Transformer, {len(languages)} languages "
                                         f"({', '.join(languages)})")
     if args.json:
@@ -144,18 +153,19 @@ def main() -> None:
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
-    """One line a direction: the multilingual model's BLEU beside each bilingual model's."""
+    """One line a direction: the multilingual model's BLEU beside each bilingual model's, and its
+    difference to each bilingual Transformer."""
+    labels = sorted({label for row in rows for label in row["bilingual"]},
+                    key=lambda label: (BILINGUAL.index(label.split()[0]), label))
     out = []
     for row in rows:
         bilingual = row["bilingual"]
-        transformer = bilingual.get("transformer", {}).get("bleu")
-        out.append({"direction": row["direction"], "kind": row["kind"], "scored on": row["scored_on"],
-                    "multilingual BLEU": row["bleu"], "chrF": row["chrf"],
-                    **{f"bilingual {arch} BLEU": bilingual.get(arch, {}).get("bleu", float("nan"))
-                       for arch in BILINGUAL},
-                    "Δ vs bilingual Transformer": row["bleu"] - transformer if transformer is not None
-                    else float("nan"),
-                    "sentences/s": row["sentences_per_s"]})
+        line = {"direction": row["direction"], "kind": row["kind"], "scored on": row["scored_on"],
+                "multilingual BLEU": row["bleu"], "chrF": row["chrf"]}
+        line |= {f"{label} BLEU": bilingual.get(label, {}).get("bleu", float("nan")) for label in labels}
+        line |= {f"Δ vs {label}": row["bleu"] - bilingual[label]["bleu"] if label in bilingual else float("nan")
+                 for label in labels if label.startswith("transformer")}
+        out.append(line | {"sentences/s": row["sentences_per_s"]})
     return pd.DataFrame(out)
 
 

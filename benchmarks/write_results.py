@@ -217,10 +217,12 @@ def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | No
         lines += ["The chapter's claim is GNMT +60 % BLEU over phrase-based SMT. Issue targets: "
                   + "; ".join(verdicts) + ".", ""]
     if multilingual:
-        columns = ["direction", "kind", "scored on", "multilingual BLEU", "chrF", "bilingual smt BLEU",
-                   "bilingual gnmt BLEU", "bilingual transformer BLEU", "Δ vs bilingual Transformer", "sentences/s"]
-        settings, table = multilingual["settings"], pd.DataFrame(multilingual["table"])[columns]
-        trained = table[table["kind"] == "trained"]["Δ vs bilingual Transformer"].dropna()
+        settings = multilingual["settings"]
+        table = pd.DataFrame(multilingual["table"])[multilingual["table_columns"]]
+        trained = table[table["kind"] == "trained"]
+        deltas = [f"{column.removeprefix('Δ vs ')}: mean {trained[column].dropna().mean():+.2f} BLEU over "
+                  f"{trained[column].notna().sum()} directions" for column in table if column.startswith("Δ vs")
+                  and trained[column].notna().any()]
         first = multilingual["rows"][0]
         lines += [f"One multilingual Transformer ({len(multilingual['languages'])} languages: "
                   f"{', '.join(multilingual['languages'])}; {len(settings['pairs'])} trained directions; "
@@ -231,8 +233,8 @@ def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | No
                   markdown(table, digits=2), "",
                   "The chapter's claim is one model for 103 languages; GNMT's multilingual paper found a small "
                   "loss against bilingual models and usable zero-shot directions. Here: "
-                  + (f"mean Δ vs the bilingual Transformer {trained.mean():+.2f} BLEU over {len(trained)} directions."
-                     if len(trained) else "no direction has a bilingual Transformer to compare with."), ""]
+                  + ("multilingual minus bilingual Transformer, " + "; ".join(deltas) + "." if deltas
+                     else "no direction has a bilingual Transformer to compare with."), ""]
     if workers:
         lines += [f"Training speed, threads against data-parallel processes (`--workers`). Command: "
                   f"`{workers['settings']['command']}`; {workers['settings']['machine']}, "
