@@ -5,7 +5,7 @@ against each opponent, colours alternating, refereed and scored by our Tromp-Tay
 Rows give the win rate with a Wilson 95 % interval and the Elo difference. With ``--run`` the
 promoted generations of a training run are measured in order (the Elo-over-training curve).
 
-    OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/go_strength.py \\
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/go_strength.py \\
         --models runs/go/alphago9/best.ckpt --opponents gnugo:1,gnugo:10 --games 20 --time-per-move 2
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import pandas as pd
 
 from common import print_table, save
 from mlcasebook.go.match import run_match
+from mlcasebook.go.net import load_net
 
 
 def main() -> None:
@@ -44,6 +46,11 @@ def main() -> None:
         parser.error("give --models or --run")
     rows = []
     for model in models:
+        meta = load_net(model)[1]
+        made_by = {"run": model.parent.parent.name if model.parent.name == "generations" else "",
+                   "generation": meta.get("generation"),
+                   # the training compute behind this network: the Elo-over-training curve's x axis
+                   "cpu_hours": meta["cpu_seconds"] / 3600 if "cpu_seconds" in meta else float("nan")}
         for mode in args.modes.split(","):
             ours = f"ours:{model},policy" if mode == "policy" else f"ours:{model},time={args.time_per_move}"
             for opponent in args.opponents.split(","):
@@ -53,11 +60,13 @@ def main() -> None:
                              "wins": summary.first_wins, "win_rate": summary.win_rate,
                              "ci95_low": summary.win_rate_95[0], "ci95_high": summary.win_rate_95[1],
                              "elo": summary.elo, "s/move": summary.seconds_per_move[summary.first],
-                             "forfeits": summary.forfeits, "score_disagreements": summary.disagreements})
+                             "elo_95_low": summary.elo_95[0], "elo_95_high": summary.elo_95[1],
+                             "forfeits": summary.forfeits, "score_disagreements": summary.disagreements} | made_by)
                 print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     print_table(table, f"strength on {args.board}x{args.board}, komi {args.komi:g}")
-    command = "OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/go_strength.py " + \
+    threads = os.environ.get("OMP_NUM_THREADS")
+    command = (f"OMP_NUM_THREADS={threads} " if threads else "") + ".venv/bin/python benchmarks/go_strength.py " + \
         " ".join(shlex.quote(a) for a in sys.argv[1:])
     save(args.out, vars(args) | {"run": str(args.run), "sgf_dir": str(args.sgf_dir), "out": str(args.out),
                                  "command": command},

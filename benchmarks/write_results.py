@@ -154,6 +154,44 @@ def derm_section(derm: dict) -> list[str]:
             "Targets of the case: " + ", ".join(f"{k} ≥ {v}" for k, v in derm["targets"].items()) + ".", ""]
 
 
+def go_elo_plot(matches: list[dict]) -> Path | None:
+    """Elo against each opponent over training compute, one line per run x mode (the chapter's lesson:
+    SL, SL + self-play and Zero side by side; raw policy against policy + search). None until some
+    run has two measured generations."""
+    frame = pd.DataFrame(matches)
+    if "cpu_hours" not in frame:
+        return None
+    frame = frame[frame["cpu_hours"].notna() & (frame["run"] != "")]
+    groups = [(key, part.sort_values("cpu_hours")) for key, part in frame.groupby(["run", "mode", "opponent"])
+              if len(part) >= 2]
+    if not groups:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    path = RESULTS / "go_elo_over_training.png"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (run, mode, opponent), part in groups:
+        # a 0 % or 100 % score has an infinite Elo: drawn at ±800, the interval says the rest
+        elo = np.clip(part["elo"].to_numpy(float), -800, 800)
+        low = np.clip(part["elo_95_low"].to_numpy(float), -800, 800)
+        high = np.clip(part["elo_95_high"].to_numpy(float), -800, 800)
+        ax.errorbar(part["cpu_hours"], elo, yerr=[elo - low, high - elo], marker="o", capsize=3,
+                    label=f"{run}, {mode}, vs {opponent}")
+    ax.axhline(0, color="#888", linewidth=0.8)
+    ax.set_xlabel("training compute, CPU-hours")
+    ax.set_ylabel("Elo difference to the opponent (95 % interval)")
+    ax.set_title("9x9 strength over training")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strength: dict | None) -> list[str]:
     lines = ["## Go — rules speed, search speed, strength", ""]
     if rules:
@@ -178,6 +216,8 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
                   f"a move). {settings.get('note', '').rstrip('.')}. "
                   f"Command: `{settings.get('command', '?')}`. {stamp(strength)}",
                   "", markdown(table, digits=2), ""]
+        if plot := go_elo_plot(strength["matches"]):
+            lines += [f"![Elo over training compute](results/{plot.name})", ""]
     return lines
 
 

@@ -107,6 +107,9 @@ def test_self_play_in_two_worker_processes(tmp_path):
     state = trainer.run(iterations=1)
     assert state.games == 2 and len(list((tmp_path / "run" / "replay").glob("it00001_w*.npz"))) == 2
     assert state.generation == 1 and (tmp_path / "run" / "generations" / "gen0001.ckpt").is_file()
+    # a promoted network carries the compute that made it, its own iteration included (the Elo curve's x)
+    assert load_net(tmp_path / "run" / "generations" / "gen0001.ckpt")[1]["cpu_seconds"] == \
+        pytest.approx(state.cpu_seconds)
 
 
 def test_games_played_in_lockstep_are_complete_games():

@@ -244,7 +244,8 @@ class Trainer:
             raise CasebookError(f"{self.run_dir} has already trained", hint="pretrain a fresh --run folder")
         metrics, seconds, name = self.train_steps(0, examples, steps, out_name="nets/pretrained.ckpt")
         net, _ = load_net(self.run_dir / name)
-        save_net(self._generation_path(1), net, {"generation": 1, "pretrained_positions": len(examples)})
+        save_net(self._generation_path(1), net, {"generation": 1, "pretrained_positions": len(examples),
+                                                 "cpu_seconds": self.state.cpu_seconds + seconds})
         self.state.generation, self.state.latest = 1, name
         self.state.pretraining = metrics | {"positions": len(examples), "steps": steps, "train_s": seconds}
         self.state.cpu_seconds += seconds
@@ -304,8 +305,9 @@ class Trainer:
                 promoted = win_rate >= self.config.gate_threshold
                 if promoted:
                     net, _ = load_net(self.run_dir / candidate)
+                    # the compute that made this network, this iteration included (the Elo curve's x axis)
                     meta = {"generation": self.state.generation + 1, "iteration": iteration,
-                            "cpu_seconds": self.state.cpu_seconds}
+                            "cpu_seconds": self.state.cpu_seconds + selfplay_cpu + train_seconds + gate_seconds}
                     # every promoted network is kept (a few MB each) for the Elo-over-training curve
                     save_net(self._generation_path(self.state.generation + 1), net, meta)
                     self.state.generation += 1
