@@ -254,6 +254,19 @@ def test_token_batches_respect_the_budget():
     assert all(len(b) * lengths[b].max() <= 100 for b in batches)
 
 
+def test_learning_rate_schedules():
+    from mlcasebook.translate.nmt_train import learning_rate
+
+    inverse = NMTConfig(lr=1e-3, warmup=100)
+    constant = NMTConfig(lr=1e-3, warmup=100, lr_schedule="constant")
+    for config in (inverse, constant):
+        assert learning_rate(50, config) == pytest.approx(5e-4) and learning_rate(100, config) == pytest.approx(1e-3)
+    assert learning_rate(400, inverse) == pytest.approx(5e-4)  # 1/√step after the warm-up
+    assert learning_rate(400, constant) == pytest.approx(1e-3)
+    with pytest.raises(CasebookError, match="schedule"):
+        learning_rate(1, NMTConfig(lr_schedule="cosine"))
+
+
 def test_bad_input_is_refused(tmp_path):
     with pytest.raises(DataError):
         train_nmt(tiny_config("gnmt"), [([3, 99], [4])], [([3], [4])], VOCAB, tmp_path, progress=False, track=False)

@@ -79,7 +79,8 @@ class NMTConfig:
     input_feeding: bool = True  # GNMT only: the bottom decoder layer also reads the previous context
     share_embeddings: bool = True  # one matrix for source, target, output (joint vocabulary only)
     lr: float = 1e-3  # peak learning rate
-    warmup: int = 500  # steps of linear warm-up, then ∝ 1/√step
+    warmup: int = 500  # steps of linear warm-up, then the schedule
+    lr_schedule: str = "inverse_sqrt"  # after warm-up: ∝ 1/√step (Transformer), or "constant" (LSTM NMT's Adam)
     batch_tokens: int = 4096  # padded source-or-target tokens per batch
     label_smoothing: float = 0.1
     clip_norm: float = 1.0  # 0 = no clipping
@@ -407,6 +408,19 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
     return model_path
 
 
+LR_SCHEDULES = ("inverse_sqrt", "constant")
+
+
+def learning_rate(step: int, config: NMTConfig) -> float:
+    """The learning rate of update ``step`` (from 1): linear warm-up, then 1/√step or constant."""
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise CasebookError(f"unknown learning-rate schedule {config.lr_schedule!r}",
+                            hint=f"choose one of {', '.join(LR_SCHEDULES)}")
+    if config.lr_schedule == "constant":
+        return config.lr * min(step / max(config.warmup, 1), 1.0)
+    return inverse_sqrt_lr(step, config.lr, config.warmup)
+
+
 GO, STOP = 1, 0  # rank 0's commands to the data-parallel helpers: [GO, epoch, batch in epoch, step] or [STOP, ...]
 
 
@@ -416,7 +430,7 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[
     ``group`` this process takes every ``size``-th row from its rank on and scales its loss by its
     share of the batch's target tokens, so the summed gradients are the whole batch's gradient."""
     for param_group in optimizer.param_groups:
-        param_group["lr"] = inverse_sqrt_lr(step + 1, config.lr, config.warmup)
+        param_group["lr"] = learning_rate(step + 1, config)
     pad = vocab["pad_id"]
     optimizer.zero_grad(set_to_none=True)
     if group is None:
