@@ -278,21 +278,41 @@ def test_bad_input_is_refused(tmp_path):
         load_nmt(tmp_path / "missing.pt")
 
 
-def test_incremental_decoding_equals_teacher_forcing():
-    for arch in ("gnmt", "transformer"):
-        torch.manual_seed(0)
-        model = build_model(tiny_config(arch), VOCAB).eval()
-        src = torch.tensor([[COPY_TAG, 5, 6, 7, EOS], [REVERSE_TAG, 8, EOS, PAD, PAD]])
-        tgt = torch.tensor([[BOS, 5, 6, 7], [BOS, 8, PAD, PAD]])
-        with torch.no_grad():
-            full = model(src, src != PAD, tgt).log_softmax(-1)
-            memory = model.encode(src, src != PAD)
-            state = model.init_state(memory)
-            steps = []
-            for t in range(tgt.shape[1]):
-                log_probs, attention, state = model.decode_step(memory, tgt[:, t], state)
-                steps.append(log_probs)
-                assert torch.allclose(attention.sum(-1), torch.ones(2), atol=1e-5)
-                assert float(attention[1, 3:].abs().sum()) == 0.0  # no attention on padding
-        torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
-        assert math.isfinite(float(full[:, :, 3:].sum()))
+@pytest.mark.parametrize("arch, options", [
+    ("gnmt", {}), ("gnmt", {"pass_hidden_state": True}), ("gnmt", {"pass_hidden_state": True, "input_feeding": False}),
+    ("transformer", {})])
+def test_incremental_decoding_equals_teacher_forcing(arch, options):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(arch, **options), VOCAB).eval()
+    src = torch.tensor([[COPY_TAG, 5, 6, 7, EOS], [REVERSE_TAG, 8, EOS, PAD, PAD]])
+    tgt = torch.tensor([[BOS, 5, 6, 7], [BOS, 8, PAD, PAD]])
+    with torch.no_grad():
+        full = model(src, src != PAD, tgt).log_softmax(-1)
+        memory = model.encode(src, src != PAD)
+        state = model.init_state(memory)
+        steps = []
+        for t in range(tgt.shape[1]):
+            log_probs, attention, state = model.decode_step(memory, tgt[:, t], state)
+            steps.append(log_probs)
+            assert torch.allclose(attention.sum(-1), torch.ones(2), atol=1e-5)
+            assert float(attention[1, 3:].abs().sum()) == 0.0  # no attention on padding
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert math.isfinite(float(full[:, :, 3:].sum()))
+
+
+def test_passed_hidden_state_is_the_encoders_final_state_at_the_real_end():
+    """With ``pass_hidden_state`` the decoder starts from the encoder's final states, taken at each
+    sentence's last real token: padding changes nothing, and the source changes the start."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config("gnmt", pass_hidden_state=True), VOCAB).eval()
+    short = torch.tensor([[COPY_TAG, 5, 6, EOS]])
+    padded = torch.tensor([[COPY_TAG, 5, 6, EOS, PAD, PAD]])
+    with torch.no_grad():
+        alone = model.init_state(model.encode(short, short != PAD))
+        with_pad = model.init_state(model.encode(padded, padded != PAD))
+        other = model.init_state(model.encode(torch.tensor([[REVERSE_TAG, 7, 8, EOS]]), short != PAD))
+    for key in ("h0", "c0", "h2", "c2"):
+        torch.testing.assert_close(alone[key], with_pad[key])
+    assert not torch.allclose(alone["h1"], other["h1"])
+    assert float(alone["h0"].abs().sum()) > 0  # not the zeros of a plain start
+

@@ -66,7 +66,8 @@ class GNMT(nn.Module):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  d_model: int = 256, enc_layers: int = 2, dec_layers: int = 2, dropout: float = 0.2,
-                 attention: str = "additive", share_embeddings: bool = False, input_feeding: bool = True):
+                 attention: str = "additive", share_embeddings: bool = False, input_feeding: bool = True,
+                 pass_hidden_state: bool = False):
         super().__init__()
         if d_model % 2:
             raise ValueError("d_model must be even (the bidirectional layer gives each direction d/2)")
@@ -75,7 +76,7 @@ class GNMT(nn.Module):
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError("share_embeddings needs one joint vocabulary (source and target sizes differ)")
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        self.d_model, self.input_feeding = d_model, input_feeding
+        self.d_model, self.input_feeding, self.pass_hidden_state = d_model, input_feeding, pass_hidden_state
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
         self.src_embedding = self.tgt_embedding if share_embeddings else nn.Embedding(src_vocab_size, d_model,
                                                                                       padding_idx=pad_id)
@@ -94,17 +95,26 @@ class GNMT(nn.Module):
             self.tgt_embedding.weight[pad_id].zero_()
 
     # ---- encoder ------------------------------------------------------------------------------
-    def _encode(self, src_ids: Tensor, src_mask: Tensor) -> Tensor:
+    def _encode(self, src_ids: Tensor, src_mask: Tensor) -> tuple[Tensor, Tree]:
+        """Top encoder states [N, S, d], and each layer's final (h, c) at the sentence's real end
+        (``enc_h0``, ``enc_c0``, …: the bidirectional layer's two directions side by side)."""
         x = self.drop(self.src_embedding(src_ids))
         lengths = src_mask.sum(dim=1).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        x, _ = pad_packed_sequence(self.encoder_bidirectional(packed)[0], batch_first=True,
-                                   total_length=src_ids.shape[1])
+        total = src_ids.shape[1]
+
+        def run(layer: nn.LSTM, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            # packed, so padding never reaches a backward direction or the final states
+            packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+            out, (h, c) = layer(packed)
+            return pad_packed_sequence(out, batch_first=True, total_length=total)[0], h, c
+
+        x, h, c = run(self.encoder_bidirectional, x)
+        finals = {"enc_h0": torch.cat([h[0], h[1]], dim=-1), "enc_c0": torch.cat([c[0], c[1]], dim=-1)}
         for index, layer in enumerate(self.encoder):
-            # padding sits at the end, so a forward LSTM's real positions never see it
-            out, _ = layer(self.drop(x))
+            out, h, c = run(layer, self.drop(x))
+            finals[f"enc_h{index + 1}"], finals[f"enc_c{index + 1}"] = h[0], c[0]
             x = out + x if index >= 1 else out  # encoder layer 3 on (index 1 here) is residual
-        return x
+        return x, finals
 
     # ---- decoder layers above the bottom one --------------------------------------------------
     def _upper(self, bottom: Tensor, context: Tensor, state: Tree | None) -> tuple[Tensor, Tree]:
@@ -127,29 +137,37 @@ class GNMT(nn.Module):
 
     def features(self, src_ids: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Top decoder states [N, T, d] under teacher forcing (``logits`` turns them into scores)."""
-        memory = self._encode(src_ids, src_mask)
+        memory, finals = self._encode(src_ids, src_mask)
         keys = self.attention.project_keys(memory)
         embedded = self.drop(self.tgt_embedding(tgt_in))
+        state = self.init_state({"memory": memory} | finals)
+        upper_state = dict(state)  # the upper layers start from the initial state, not the bottom's last
         if self.input_feeding:  # the bottom layer needs the previous context: one step at a time
-            state = self.init_state({"memory": memory})
             steps = [self._bottom_step(embedded[:, t: t + 1], memory, keys, src_mask, state)
                      for t in range(tgt_in.shape[1])]
             bottom = torch.cat([b for b, _, _ in steps], dim=1)
             context = torch.cat([c for _, c, _ in steps], dim=1)
         else:  # the whole target sequence at once, then attention for every position
-            bottom, _ = self.decoder_bottom(embedded)
+            bottom, _ = self.decoder_bottom(embedded, (state["h0"].unsqueeze(0).contiguous(),
+                                                       state["c0"].unsqueeze(0).contiguous()))
             context, _ = self.attention(bottom, keys, memory, src_mask)
-        top, _ = self._upper(bottom, context, None)
+        top, _ = self._upper(bottom, context, upper_state)
         return top
 
     # ---- incremental decoding (beam.IncrementalDecoder) -------------------------------------
     def encode(self, src_ids: Tensor, src_mask: Tensor) -> Tree:
-        memory = self._encode(src_ids, src_mask)
-        return {"mask": src_mask, "memory": memory, "keys": self.attention.project_keys(memory)}
+        memory, finals = self._encode(src_ids, src_mask)
+        return {"mask": src_mask, "memory": memory, "keys": self.attention.project_keys(memory)} | (
+            finals if self.pass_hidden_state else {})
 
     def init_state(self, memory: Tree) -> Tree:
+        """Zeros, or with ``pass_hidden_state`` decoder layer i starts from encoder layer i's final
+        state (a direct path from the source before attention has learned where to look)."""
         zeros = memory["memory"].new_zeros(memory["memory"].shape[0], self.d_model)
         state = {f"{kind}{index}": zeros for index in range(len(self.decoder) + 1) for kind in "hc"}
+        if self.pass_hidden_state:
+            state |= {f"{kind}{index}": memory[f"enc_{kind}{index}"] for index in range(len(self.decoder) + 1)
+                      for kind in "hc" if f"enc_{kind}{index}" in memory}
         return state | ({"context": zeros} if self.input_feeding else {})
 
     def _bottom_step(self, embedded: Tensor, memory: Tensor, keys: Tensor, mask: Tensor,

@@ -77,6 +77,7 @@ class NMTConfig:
     activation_dropout: float = 0.0  # Transformer only: on the feed-forward ReLU
     attention: str = "additive"  # GNMT only: additive (Bahdanau, GNMT's) or dot
     input_feeding: bool = True  # GNMT only: the bottom decoder layer also reads the previous context
+    pass_hidden_state: bool = False  # GNMT only: decoder layer i starts from encoder layer i's final state
     share_embeddings: bool = True  # one matrix for source, target, output (joint vocabulary only)
     lr: float = 1e-3  # peak learning rate
     warmup: int = 500  # steps of linear warm-up, then the schedule
@@ -118,7 +119,8 @@ def build_model(config: NMTConfig, vocab: dict[str, Any]) -> nn.Module:
         return Transformer(**common, heads=config.heads, ff_dim=config.ff_dim,
                            attention_dropout=config.attention_dropout, activation_dropout=config.activation_dropout)
     if config.arch == "gnmt":
-        return GNMT(**common, attention=config.attention, input_feeding=config.input_feeding)
+        return GNMT(**common, attention=config.attention, input_feeding=config.input_feeding,
+                    pass_hidden_state=config.pass_hidden_state)
     raise CasebookError(f"unknown NMT architecture {config.arch!r}", hint=f"choose one of {', '.join(ARCHS)}")
 
 
