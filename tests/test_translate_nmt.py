@@ -279,8 +279,9 @@ def test_bad_input_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("arch, options", [
-    ("gnmt", {}), ("gnmt", {"pass_hidden_state": True}), ("gnmt", {"pass_hidden_state": True, "input_feeding": False}),
-    ("transformer", {})])
+    ("gnmt", {}),  # the CPU recipe: dot attention, no input feeding, encoder state passed
+    ("gnmt", {"attention": "additive", "input_feeding": True, "pass_hidden_state": False}),  # GNMT's own
+    ("gnmt", {"input_feeding": True}), ("transformer", {})])
 def test_incremental_decoding_equals_teacher_forcing(arch, options):
     torch.manual_seed(0)
     model = build_model(tiny_config(arch, **options), VOCAB).eval()
