@@ -14,6 +14,12 @@ As in the paper (figure 1), with its depth a parameter (8 + 8 there, 2 + 2 by de
   cell) the bottom layer also reads the previous step's context, so it knows where it attended
   last; training then runs the bottom layer step by step (~25 % slower on a CPU).
 - Attention: additive (Bahdanau: vᵀ tanh(W q + U k), GNMT's choice) or scaled dot product.
+- ``pass_hidden_state``: decoder layer i starts from encoder layer i's final (h, c) instead of
+  zeros (TensorFlow's GNMT passes the encoder state too); it gives the decoder the source before
+  attention has learned where to look.
+- The class defaults are the paper's arrangement; the trainer's CPU recipe
+  (``NMTConfig.for_arch("gnmt")``) uses dot attention, no input feeding and the passed state,
+  which learned fastest per CPU-minute (docs/translate.md).
 - Dropout between layers; the output projection is tied to the target embedding (the top
   layer has the embedding's width), and the source embedding too when ``share_embeddings``.
 
