@@ -19,7 +19,7 @@ from common import console
 from mlcasebook.core.report import write_json
 from mlcasebook.translate import evaluate as ev
 from mlcasebook.translate.data import ParallelData, corpus_for, parse_pair
-from mlcasebook.translate.translator import MANIFEST, Translator
+from mlcasebook.translate.translator import MANIFEST, Translator, train_translator, write_manifest
 
 
 def scored_split(pair: str) -> str:
@@ -75,6 +75,22 @@ def reusable(folder: Path, settings: dict) -> bool:
     """A finished model trained with exactly these benchmark settings."""
     path = folder / MANIFEST
     return path.is_file() and json.loads(path.read_text()).get("benchmark_settings") == settings
+
+
+def train_unless_done(pair: str, arch: str, folder: Path, settings: dict, args, scores_glob: str,
+                      **options) -> None:
+    """Train ``arch`` into ``folder`` unless it already holds a model trained with exactly these
+    benchmark ``settings`` (``--retrain`` forces it); a new model drops its folder's stale scores.
+    ``args`` gives the common knobs (max_sentences, seed, vocab_size, tuning_size, retrain, track)."""
+    if not args.retrain and reusable(folder, settings):
+        return
+    trained = train_translator(pair, arch, folder, max_sentences=args.max_sentences, seed=args.seed,
+                               vocab_size=args.vocab_size, tuning_size=args.tuning_size, resume=not args.retrain,
+                               track=args.track, progress=sys.stderr.isatty(),
+                               on_log=lambda m: console.print(f"[dim]{m}[/]"), **options)
+    write_manifest(folder, trained.record | {"benchmark_settings": settings})
+    for stale in folder.glob(scores_glob):
+        stale.unlink()
 
 
 def cached_row(cache: Path, test: ParallelData) -> dict | None:

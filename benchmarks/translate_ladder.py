@@ -25,7 +25,6 @@ settings reuses a finished model; ``--retrain`` starts over. Results are written
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -36,16 +35,15 @@ from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
 from mlcasebook.translate import evaluate as ev
 from mlcasebook.translate.data import load_pair
-from mlcasebook.translate.translator import train_translator, write_manifest
 from translate_common import (
     code_version,
     command_line,
     machine,
     options_for,
     parse_options,
-    reusable,
     score_model,
     scored_split,
+    train_unless_done,
 )
 
 ARCHS = ("smt", "gnmt", "transformer")
@@ -59,16 +57,10 @@ def run_model(pair: str, arch: str, args, test, all_nmt_options: dict) -> dict:
                 "minutes": None if arch == "smt" else args.minutes, "vocab_size": args.vocab_size,
                 "tuning_size": args.tuning_size,
                 "options": nmt_options if arch != "smt" else args.smt_options}
-    if args.retrain or not reusable(folder, settings):
-        trained = train_translator(pair, arch, folder, max_sentences=args.max_sentences, seed=args.seed,
-                                   budget_minutes=settings["minutes"], vocab_size=args.vocab_size,
-                                   tuning_size=args.tuning_size, resume=not args.retrain,
-                                   nmt_options=dict(nmt_options) if arch != "smt" else None,
-                                   smt_options=dict(args.smt_options) if arch == "smt" else None,
-                                   track=args.track, progress=sys.stderr.isatty(),
-                                   on_log=lambda m: console.print(f"[dim]{m}[/]"))
-        write_manifest(folder, trained.record | {"benchmark_settings": settings})
-        (folder / SCORES).unlink(missing_ok=True)
+    neural = arch != "smt"
+    train_unless_done(pair, arch, folder, settings, args, SCORES, budget_minutes=settings["minutes"],
+                      nmt_options=dict(nmt_options) if neural else None,
+                      smt_options=None if neural else dict(args.smt_options))
     return score_model(folder, test, folder / SCORES, f"{pair} {arch}")
 
 

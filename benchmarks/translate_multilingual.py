@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -37,16 +36,16 @@ from common import console, print_table
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
 from mlcasebook.translate.data import load_pair
-from mlcasebook.translate.translator import MANIFEST, MULTILINGUAL_PAIRS, train_translator, write_manifest
+from mlcasebook.translate.translator import MANIFEST, MULTILINGUAL_PAIRS
 from translate_common import (
     cached_row,
     code_version,
     command_line,
     machine,
     parse_options,
-    reusable,
     score_model,
     scored_split,
+    train_unless_done,
 )
 from translate_ladder import SCORES as LADDER_SCORES
 
@@ -58,15 +57,8 @@ def train(args, options: dict) -> Path:
     settings = {"pairs": args.pairs, "arch": "multilingual", "max_sentences": args.max_sentences, "seed": args.seed,
                 "minutes": args.minutes, "vocab_size": args.vocab_size, "tuning_size": args.tuning_size,
                 "options": options}
-    if args.retrain or not reusable(folder, settings):
-        trained = train_translator(",".join(args.pairs), "multilingual", folder, max_sentences=args.max_sentences,
-                                   seed=args.seed, budget_minutes=args.minutes, vocab_size=args.vocab_size,
-                                   tuning_size=args.tuning_size, resume=not args.retrain, nmt_options=dict(options),
-                                   track=args.track, progress=sys.stderr.isatty(),
-                                   on_log=lambda m: console.print(f"[dim]{m}[/]"))
-        write_manifest(folder, trained.record | {"benchmark_settings": settings})
-        for stale in folder.glob("scores_*.json"):
-            stale.unlink()
+    train_unless_done(",".join(args.pairs), "multilingual", folder, settings, args, "scores_*.json",
+                      budget_minutes=args.minutes, nmt_options=dict(options))
     return folder
 
 
