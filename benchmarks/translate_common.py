@@ -1,6 +1,6 @@
 """What the translation benchmarks share: options from the command line, when a trained model can be
-reused, and scoring a model folder on a direction's scored split once (the scores are cached beside
-the model and reused while the model and the set are unchanged)."""
+reused, and scoring a model folder on a direction's scored split once (the scores and translations
+are cached beside the model and reused while the model and the set are unchanged)."""
 
 from __future__ import annotations
 
@@ -93,12 +93,23 @@ def train_unless_done(pair: str, arch: str, folder: Path, settings: dict, args, 
         stale.unlink()
 
 
-def cached_row(cache: Path, test: ParallelData) -> dict | None:
-    """The row a model's cached scores hold for ``test`` (same split, same sentence count), if any."""
+def _cached(cache: Path, test: ParallelData) -> dict | None:
+    """A model's cached scores for ``test`` (same split, same sentence count, translations kept), if any."""
     if not cache.is_file():
         return None
     cached = json.loads(cache.read_text())
-    return cached["row"] if cached.get("scored") == {"split": test.split, "sentences": len(test)} else None
+    fits = cached.get("scored") == {"split": test.split, "sentences": len(test)} and "hypotheses" in cached
+    return cached if fits else None
+
+
+def cached_row(cache: Path, test: ParallelData) -> dict | None:
+    """The row a model's cached scores hold for ``test``, if any."""
+    return cached["row"] if (cached := _cached(cache, test)) else None
+
+
+def cached_hypotheses(cache: Path, test: ParallelData) -> list[str] | None:
+    """The model's translations of ``test`` kept with its scores (for paired significance tests)."""
+    return cached["hypotheses"] if (cached := _cached(cache, test)) else None
 
 
 def score_model(folder: Path, test: ParallelData, cache: Path, label: str,
@@ -128,5 +139,5 @@ def score_model(folder: Path, test: ParallelData, cache: Path, label: str,
            "smt": manifest.get("smt", {}).get("train_stats"),
            "examples": [{"source": s, "reference": r, "hypothesis": h}
                         for s, r, h in zip(test.source[:3], test.target[:3], hyps[:3], strict=True)]}
-    write_json(cache, {"scored": {"split": test.split, "sentences": len(test)}, "row": row})
+    write_json(cache, {"scored": {"split": test.split, "sentences": len(test)}, "row": row, "hypotheses": hyps})
     return row

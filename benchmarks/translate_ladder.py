@@ -13,6 +13,8 @@ Japanese target, ``13a`` otherwise) and chrF:
 Neural models train for ``--minutes`` of wall clock each (their recipe: ``NMTConfig.for_arch``
 defaults from the neural module, plus ``--nmt-option key=value`` overrides); SMT trains to the end.
 The BLEU gain of each rung over SMT is printed; the chapter's "+60 %" (GNMT vs phrase-based) sits beside GNMT.
+Each rung is tested against the one below by paired bootstrap resampling (sacreBLEU's, 1,000
+resamples of the scored sentences): is the gain more than the test set's luck?
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/translate_ladder.py --pairs en-de --minutes 120 \\
         --json docs/results/translate_ladder_en-de.json
@@ -36,6 +38,7 @@ from mlcasebook.core.sources import cache_dir
 from mlcasebook.translate import evaluate as ev
 from mlcasebook.translate.data import load_pair
 from translate_common import (
+    cached_hypotheses,
     code_version,
     command_line,
     machine,
@@ -62,6 +65,16 @@ def run_model(pair: str, arch: str, args, test, all_nmt_options: dict) -> dict:
                       nmt_options=dict(nmt_options) if neural else None,
                       smt_options=None if neural else dict(args.smt_options))
     return score_model(folder, test, folder / SCORES, f"{pair} {arch}")
+
+
+def significance(pair: str, archs: list[str], args, test) -> list[dict]:
+    """Paired bootstrap between neighbouring rungs, on the translations cached with their scores."""
+    hypotheses = {arch: cached_hypotheses(args.models_dir / f"{pair}-{arch}" / SCORES, test) for arch in archs}
+    steps = ev.ladder_significance({a: h for a, h in hypotheses.items() if h is not None}, test.target,
+                                   test.tgt_lang)
+    for step in steps:
+        console.print(ev.significance_text(step), highlight=False)
+    return steps
 
 
 def main() -> None:
@@ -113,6 +126,9 @@ def main() -> None:
             if args.json:
                 write_json(args.json, results)
         print_table(ev.ladder_frame(entry["models"]), f"{pair}: {entry['scored_on']}")
+        entry["significance"] = significance(pair, args.archs, args, test)
+        if args.json:
+            write_json(args.json, results)
     if args.json:
         console.print(f"wrote {args.json}")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlcasebook.core.checkpoint import atomic_write_text
+from mlcasebook.translate.evaluate import significance_text
 
 RESULTS = Path("docs/results")
 OUT = Path("docs/RESULTS.md")
@@ -252,7 +253,8 @@ def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | No
             verdicts.append(f"{pair} ladder SMT < GNMT < Transformer: "
                             + ("not measured (the run has " + ", ".join(archs) + ")"
                                if not {"smt", "gnmt", "transformer"} <= set(archs)
-                               else "holds" if holds else "does not hold"))
+                               else "holds" if holds else "does not hold")
+                            + "".join(f"; {significance_text(step)}" for step in result.get("significance", [])))
     if verdicts:
         lines += ["The chapter's claim is GNMT +60 % BLEU over phrase-based SMT. Issue targets: "
                   + "; ".join(verdicts) + ".", ""]

@@ -179,3 +179,21 @@ def test_ladder_table_and_claim():
     assert ev.ladder_holds(rows) is True
     assert ev.ladder_holds([rows[0], {"arch": "gnmt", "bleu": 19.0, "chrf": 0}]) is False
     assert "+50 %" in ev.claim_row(rows)["gnmt_bleu_gain"][0]
+
+
+def test_paired_bootstrap_separates_a_real_gain_from_noise():
+    references = [f"a small dog number {i} runs across the green grass in the park" for i in range(120)]
+    weak = [r if i % 2 else "a cat" for i, r in enumerate(references)]  # half the sentences wrong
+    strong = [r if i % 10 else "a cat" for i, r in enumerate(references)]  # a tenth wrong
+    gain = ev.paired_bootstrap(weak, strong, references, "en", samples=200)
+    assert gain["delta"] > 20 and gain["p_value"] < 0.05
+    # as often wrong as ``weak``, on other sentences: a difference the resampling explains
+    other = [r if i % 2 == 0 or i < 2 else "a cat" for i, r in enumerate(references)]
+    noise = ev.paired_bootstrap(weak, other, references, "en", samples=200)
+    assert abs(noise["delta"]) < 2 and noise["p_value"] > 0.2
+    assert ev.paired_bootstrap(weak, list(weak), references, "en", samples=50)["p_value"] == 1.0
+    steps = ev.ladder_significance({"transformer": strong, "smt": weak}, references, "en", samples=200)
+    assert [(s["lower"], s["upper"]) for s in steps] == [("smt", "transformer")]
+    assert "Transformer over phrase-based SMT" in ev.significance_text(steps[0])
+    with pytest.raises(DataError):
+        ev.paired_bootstrap(weak, strong[:-1], references, "en")
