@@ -213,6 +213,19 @@ def test_two_workers_take_the_same_steps_as_one(arch, tmp_path):
         assert [e[key] for e in curves[1]] == pytest.approx([e[key] for e in curves[0]], rel=1e-5), key
 
 
+def test_two_workers_share_the_decaying_learning_rate(tmp_path):
+    """linear_decay's rate depends on the budget's progress, which rank 0 sends the helpers each
+    step: a helper stepping at another rate would drift from the one-process curve."""
+    train, dev = toy_pairs(120, 2), toy_pairs(10, 3)
+    config = tiny_config("transformer", max_steps=3, eval_every=1, average_last=1, dropout=0.0,
+                         lr_schedule="linear_decay", warmup=1)
+    one = train_nmt(config, train, dev, VOCAB, tmp_path / "one", progress=False, track=False)
+    two = train_nmt(dataclasses.replace(config, workers=2), train, dev, VOCAB, tmp_path / "two", progress=False,
+                    track=False)
+    curves = [load_checkpoint(path)[1]["info"]["history"] for path in (one, two)]
+    assert [e["dev_nll"] for e in curves[1]] == pytest.approx([e["dev_nll"] for e in curves[0]], rel=1e-5)
+
+
 def test_a_failing_data_parallel_run_raises_and_leaves_no_helper(tmp_path):
     import multiprocessing
 
@@ -255,7 +268,7 @@ def test_token_batches_respect_the_budget():
 
 
 def test_learning_rate_schedules():
-    from mlcasebook.translate.nmt_train import learning_rate
+    from mlcasebook.translate.nmt_train import budget_progress, learning_rate
 
     inverse = NMTConfig(lr=1e-3, warmup=100)
     constant = NMTConfig(lr=1e-3, warmup=100, lr_schedule="constant")
@@ -263,6 +276,14 @@ def test_learning_rate_schedules():
         assert learning_rate(50, config) == pytest.approx(5e-4) and learning_rate(100, config) == pytest.approx(1e-3)
     assert learning_rate(400, inverse) == pytest.approx(5e-4)  # 1/√step after the warm-up
     assert learning_rate(400, constant) == pytest.approx(1e-3)
+    decay = NMTConfig(lr=1e-3, warmup=100, lr_schedule="linear_decay", max_steps=1000)
+    assert learning_rate(50, decay, progress=0.05) == pytest.approx(5e-4 * 0.95)
+    assert learning_rate(400, decay, progress=0.75) == pytest.approx(2.5e-4)
+    assert learning_rate(999, decay, progress=1.2) == 0.0
+    # the budget's progress: steps or seconds, whichever is further along
+    assert budget_progress(250, 10.0, decay) == pytest.approx(0.25)
+    timed = dataclasses.replace(decay, time_budget_s=100.0)
+    assert budget_progress(250, 60.0, timed) == pytest.approx(0.6)
     with pytest.raises(CasebookError, match="schedule"):
         learning_rate(1, NMTConfig(lr_schedule="cosine"))
 

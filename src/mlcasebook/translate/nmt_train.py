@@ -81,7 +81,9 @@ class NMTConfig:
     share_embeddings: bool = True  # one matrix for source, target, output (joint vocabulary only)
     lr: float = 1e-3  # peak learning rate
     warmup: int = 500  # steps of linear warm-up, then the schedule
-    lr_schedule: str = "inverse_sqrt"  # after warm-up: ∝ 1/√step (Transformer), or "constant" (LSTM NMT's Adam)
+    # after warm-up: ∝ 1/√step (Transformer), "constant" (LSTM NMT's Adam), or "linear_decay": down to 0
+    # at the end of the budget (time or steps, whichever ends first; Li et al. 2020's budgeted training)
+    lr_schedule: str = "inverse_sqrt"
     batch_tokens: int = 4096  # padded source-or-target tokens per batch
     label_smoothing: float = 0.1
     clip_norm: float = 1.0  # 0 = no clipping
@@ -381,10 +383,12 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
             batches = token_batches(lengths, config.batch_tokens, np.random.default_rng([config.seed, run["epoch"]]))
             while run["batch_in_epoch"] < len(batches) and run["step"] < config.max_steps and budget_left():
                 started = time.perf_counter()
+                # in millionths, so data-parallel helpers receive the same value as an integer
+                progress_ppm = round(PPM * budget_progress(run["step"], clock(), config))
                 if group is not None:
-                    group.command([GO, run["epoch"], run["batch_in_epoch"], run["step"]])
+                    group.command([GO, run["epoch"], run["batch_in_epoch"], run["step"], progress_ppm])
                 batch = make_batch(kept, batches[run["batch_in_epoch"]], vocab)
-                loss = _train_step(model, optimizer, batch, vocab, config, run["step"], group)
+                loss = _train_step(model, optimizer, batch, vocab, config, run["step"], progress_ppm, group)
                 run["step"] += 1
                 run["batch_in_epoch"] += 1
                 elapsed = time.perf_counter() - started
@@ -416,29 +420,39 @@ def train_nmt(config: NMTConfig, train_pairs: Sequence[Pair], dev_pairs: Sequenc
     return model_path
 
 
-LR_SCHEDULES = ("inverse_sqrt", "constant")
+LR_SCHEDULES = ("inverse_sqrt", "constant", "linear_decay")
 
 
-def learning_rate(step: int, config: NMTConfig) -> float:
-    """The learning rate of update ``step`` (from 1): linear warm-up, then 1/√step or constant."""
+def learning_rate(step: int, config: NMTConfig, progress: float = 0.0) -> float:
+    """The learning rate of update ``step`` (from 1): linear warm-up, then 1/√step, constant, or a
+    linear decay to zero as ``progress`` (the budget's fraction used, 0–1) reaches 1."""
     if config.lr_schedule not in LR_SCHEDULES:
         raise CasebookError(f"unknown learning-rate schedule {config.lr_schedule!r}",
                             hint=f"choose one of {', '.join(LR_SCHEDULES)}")
-    if config.lr_schedule == "constant":
-        return config.lr * min(step / max(config.warmup, 1), 1.0)
-    return inverse_sqrt_lr(step, config.lr, config.warmup)
+    if config.lr_schedule == "inverse_sqrt":
+        return inverse_sqrt_lr(step, config.lr, config.warmup)
+    warm = config.lr * min(step / max(config.warmup, 1), 1.0)
+    return warm if config.lr_schedule == "constant" else warm * max(1.0 - progress, 0.0)
 
 
-GO, STOP = 1, 0  # rank 0's commands to the data-parallel helpers: [GO, epoch, batch in epoch, step] or [STOP, ...]
+def budget_progress(step: int, train_seconds: float, config: NMTConfig) -> float:
+    """How much of the run's budget is used: steps of ``max_steps`` or seconds of ``time_budget_s``,
+    whichever is further along."""
+    by_steps = step / max(config.max_steps, 1)
+    return by_steps if config.time_budget_s is None else max(by_steps, train_seconds / config.time_budget_s)
+
+
+PPM = 1_000_000
+GO, STOP = 1, 0  # rank 0 to the data-parallel helpers: [GO, epoch, batch in epoch, step, progress ppm] or [STOP, ...]
 
 
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-                vocab: dict[str, Any], config: NMTConfig, step: int, group: Group | None) -> float:
+                vocab: dict[str, Any], config: NMTConfig, step: int, progress_ppm: int, group: Group | None) -> float:
     """One update on ``batch``; returns its (label-smoothed) loss per target token. In a data-parallel
     ``group`` this process takes every ``size``-th row from its rank on and scales its loss by its
     share of the batch's target tokens, so the summed gradients are the whole batch's gradient."""
     for param_group in optimizer.param_groups:
-        param_group["lr"] = learning_rate(step + 1, config)
+        param_group["lr"] = learning_rate(step + 1, config, progress_ppm / PPM)
     pad = vocab["pad_id"]
     optimizer.zero_grad(set_to_none=True)
     if group is None:
@@ -470,7 +484,7 @@ def _closing(group: Group | None):
             group.abort()
         raise
     if group is not None:
-        group.command([STOP, 0, 0, 0])
+        group.command([STOP, 0, 0, 0, 0])
         group.close()
 
 
@@ -492,13 +506,14 @@ def _data_parallel_helper(rank: int, size: int, port: int, threads: int, config_
     model.train()
     lengths, batches, batches_epoch = _pair_lengths(pairs), [], -1
     while True:
-        command, epoch, batch_in_epoch, step = group.command([0, 0, 0, 0])
+        command, epoch, batch_in_epoch, step, progress_ppm = group.command([0, 0, 0, 0, 0])
         if command == STOP:
             break
         if epoch != batches_epoch:  # the same batches as rank 0: drawn from (seed, epoch)
             batches = token_batches(lengths, config.batch_tokens, np.random.default_rng([config.seed, epoch]))
             batches_epoch = epoch
-        _train_step(model, optimizer, make_batch(pairs, batches[batch_in_epoch], vocab), vocab, config, step, group)
+        _train_step(model, optimizer, make_batch(pairs, batches[batch_in_epoch], vocab), vocab, config, step,
+                    progress_ppm, group)
     group.close()
 
 
