@@ -70,6 +70,14 @@ def test_beam_finds_the_best_hypothesis_that_greedy_misses():
     assert greedy == [A] * 7  # a, a, a, … up to the limit 1.0 · 4 + 3
 
 
+def test_coverage_penalty_scores_finished_translations():
+    """β = 1, α = 0, attention spread evenly over the 4 source tokens at every step: a translation
+    of n steps (EOS included) covers each token n/4, so cp = 4 log(min(n/4, 1)). The best s(Y, X)
+    by hand is "a a b" (log .6·.36·.34·.9 = -2.72, full coverage) against "a b" (-1.70 - 1.15)
+    and "b" (-1.02 - 2.77). Charging cp to unfinished prefixes too returned "a b"."""
+    assert _search(2, alpha=0.0, beta=1.0) == [A, A, B]
+
+
 def test_length_penalty_is_gnmt_formula():
     assert length_penalty(1, 0.6) == pytest.approx(1.0)
     assert length_penalty(10, 0.2) == pytest.approx(((5 + 10) / 6) ** 0.2)

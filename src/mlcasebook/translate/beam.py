@@ -25,7 +25,9 @@ Scoring follows Wu et al. (2016), section 7:
     s(Y, X) = log P(Y|X) / lp(Y) + cp(X; Y)
     lp(Y)   = (5 + |Y|)^α / (5 + 1)^α
     cp      = β Σ_i log(min(Σ_j p_ij, 1))     (i: source tokens, j: target steps)
-with α = β = 0 plain log-probability, and beam size 1 greedy decoding.
+with α = β = 0 plain log-probability, and beam size 1 greedy decoding. cp is added when a
+hypothesis ends (EOS, or the length limit), as in GNMT's TensorFlow decoder; live prefixes
+compete on log P alone.
 """
 
 from __future__ import annotations
@@ -130,8 +132,13 @@ def beam_search(model: IncrementalDecoder, src_ids: Tensor, src_mask: Tensor,
         cp = coverage_penalty(coverage, mask, config.beta).view(n_active, k)
         at_limit = max_lengths[active] <= step  # these sentences must end now
         candidates = log_p.unsqueeze(-1) + step_log_probs.view(n_active, k, vocab)
-        # the score ranks candidates; lp(step) is the same for all of a step, cp differs per beam
-        scores = candidates / length_penalty(step, config.alpha) + cp.unsqueeze(-1)
+        # the score ranks candidates; lp(step) is the same for all of a step. cp scores a finished
+        # translation only (as GNMT's decoder does): charged to an unfinished prefix it would rank
+        # prefixes by how far their attention has spread, not by how likely they are
+        ending = torch.zeros(vocab, dtype=torch.bool, device=device)
+        ending[model.eos_id] = True
+        ending = ending.view(1, 1, vocab) | at_limit.view(n_active, 1, 1)
+        scores = candidates / length_penalty(step, config.alpha) + cp.unsqueeze(-1) * ending
         top_scores, top_index = scores.view(n_active, -1).topk(min(2 * k, k * vocab), dim=1)
         top_beam = torch.div(top_index, vocab, rounding_mode="floor")
         top_token = top_index % vocab
