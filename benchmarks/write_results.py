@@ -226,7 +226,7 @@ TRANSLATE_TARGETS = {"en-de": 38.0, "ja-en": 30.0}  # issue 6: Transformer BLEU,
 
 
 def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | None,
-                       multilingual: dict | None = None) -> list[str]:
+                       multilingual: dict | None = None, decoding: list[dict] | None = None) -> list[str]:
     lines = ["## Translation — SMT → GNMT-style → Transformer", ""]
     if smt:
         rows = pd.DataFrame(smt["smt"])[["pair", "corpus", "eval_split", "BLEU", "chrF", "fit_s", "tune_s",
@@ -277,6 +277,11 @@ def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | No
                   "loss against bilingual models and usable zero-shot directions. Here: "
                   + ("multilingual minus bilingual Transformer, " + "; ".join(deltas) + "." if deltas
                      else "no direction has a bilingual Transformer to compare with."), ""]
+    for grid in decoding or []:
+        settings = grid["settings"]
+        lines += [f"Decoding penalties of the {settings['pair']} {settings['arch']} on the tuning split "
+                  f"({settings['tuning']}; dev/test not read). Command: `{settings['command']}`; "
+                  f"{settings['machine']}, {settings['date']}.", "", markdown(pd.DataFrame(grid["rows"]), digits=2), ""]
     if workers:
         lines += [f"Training speed, threads against data-parallel processes (`--workers`). Command: "
                   f"`{workers['settings']['command']}`; {workers['settings']['machine']}, "
@@ -394,8 +399,9 @@ def main() -> None:
         lines += load_section(load_runs)
     ladders = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("translate_ladder*.json"))]
     if ladders or load("translate_smt"):
+        decoding = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("translate_decoding_*.json"))]
         lines += translate_sections(ladders, load("translate_smt"), load("translate_workers"),
-                                    load("translate_multilingual"))
+                                    load("translate_multilingual"), decoding)
     if any(load(n) for n in ("drive_pilotnet", "drive_detector", "drive_ppo", "drive_highway_frontier")):
         lines += drive_sections(load("drive_pilotnet"), load("drive_detector"), load("drive_ppo"),
                                 load("drive_highway_frontier"))
