@@ -104,7 +104,7 @@ def ladder_significance(hypotheses: dict[str, Sequence[str]], references: Sequen
 
 
 def significance_text(step: dict) -> str:
-    """One line for a ladder step: "GNMT over SMT: +0.55 BLEU (p = 0.08)"."""
+    """One line for a ladder step, e.g. "… over phrase-based SMT: +0.55 BLEU (paired bootstrap p = 0.141)"."""
     return (f"{ARCH_NAMES[step['upper']]} over {ARCH_NAMES[step['lower']]}: {step['delta']:+.2f} BLEU "
             f"(paired bootstrap p = {step['p_value']:.3f})")
 
