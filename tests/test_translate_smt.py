@@ -96,7 +96,7 @@ def test_kneser_ney_orders_and_persistence(tanaka):
     assert 5 < perplexities[1] < perplexities[0] < 300  # a trigram beats a bigram on held-out text
     lm = KneserNeyLM(3).fit(train)
     for order in (1, 2, 3):  # D1 <= 1, D2 <= 2, D3+ <= 3 keep the model normalised
-        assert all(0.0 <= d <= count for count, d in enumerate(lm.discounts_[order], start=1))
+        assert all(0.0 < d <= count for count, d in enumerate(lm.discounts_[order], start=1))
     # the decoder's path (ids, minimal states) gives the same numbers as the string API
     sentence = held_out[0]
     by_words = sum(lm.logprob(w, ["<s>"] + sentence[:i]) for i, w in enumerate(sentence + ["</s>"]))
@@ -105,6 +105,17 @@ def test_kneser_ney_orders_and_persistence(tanaka):
     assert [restored.sentence_logprob(s) for s in held_out] == [lm.sentence_logprob(s) for s in held_out]
     with pytest.raises(DataError):
         KneserNeyLM(3).fit([[]])
+
+
+def test_kneser_ney_keeps_back_off_mass_when_discount_estimates_leave_their_range():
+    # trigram counts-of-counts n1=2, n2=2, n3=10 put Chen & Goodman's D2 below zero; clipped to 0
+    # it left the context "c d" (seen only twice, only before </s>) no mass for any other word
+    corpus = [["a", "b"]] + [["c", "d"]] * 2 + [[w, w + "2"] for w in "efghi"] * 3
+    lm = KneserNeyLM(3).fit(corpus)
+    assert lm.discounts_[3] == [0.5, 1.0, 1.5]  # KenLM's --discount_fallback values
+    assert math.isfinite(lm.logprob("a", ("c", "d")))
+    total = sum(math.exp(lm.logprob(w, ("c", "d"))) for w in lm.words_ if w != "<s>")
+    assert total == pytest.approx(1.0, abs=1e-9)
 
 
 # ---------------------------------------------------------------------- phrase extraction

@@ -23,17 +23,20 @@ _UNK_ID, _BOS_ID, _EOS_ID = 0, 1, 2
 
 
 def _discounts(counts: np.ndarray) -> np.ndarray:
-    """Modified KN discounts D1, D2, D3+ from counts-of-counts; each kept in [0, r] so that
-    max(c - D, 0) never clips and the model stays normalised even on tiny corpora."""
+    """Modified KN discounts D1, D2, D3+ from counts-of-counts (Chen & Goodman's estimates).
+
+    Where an estimate leaves (0, r] (tiny corpora, odd count spectra) the whole order falls back
+    to 0.5 / 1 / 1.5, as KenLM's ``--discount_fallback`` does: a zero discount would leave a
+    context no back-off mass, so any unseen word after it would get probability zero."""
     n = [int(np.count_nonzero(counts == r)) for r in range(1, 5)]
     defaults = np.array([0.5, 1.0, 1.5])
-    if n[0] == 0 or n[1] == 0:
+    if n[0] == 0 or n[1] == 0 or n[2] == 0:
         return defaults
     y = n[0] / (n[0] + 2 * n[1])
-    values = np.array([1 - 2 * y * n[1] / n[0],
-                       2 - 3 * y * n[2] / n[1],
-                       3 - 4 * y * n[3] / n[2] if n[2] else defaults[2]])
-    return np.clip(np.where(np.isfinite(values), values, defaults), 0.0, np.array([1.0, 2.0, 3.0]))
+    values = np.array([1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / n[2]])
+    if not np.all((values > 0) & (values <= np.array([1.0, 2.0, 3.0]))):
+        return defaults
+    return values
 
 
 class KneserNeyLM:
