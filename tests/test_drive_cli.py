@@ -73,8 +73,9 @@ def test_evaluate_writes_json(capsys, tmp_path):
     assert "drive evaluate --agent random" in summary["command"]
 
 
-def test_tour_smoke_mode(tmp_path):
-    outcome = SPEC.run_quick(tmp_path, True)
-    assert (tmp_path / outcome.page).is_file()
-    assert outcome.numbers["expert"]["steps"] == outcome.numbers["pilotnet"]["steps"] == outcome.numbers["eval_steps"]
-    assert "PilotNet return" in outcome.headline
+def test_tour_smoke_mode(tour_case):
+    out, outcome = tour_case(SPEC.name)  # the session's `mlcasebook tour --smoke` (conftest)
+    assert (out / outcome["page"]).is_file()
+    numbers = outcome["numbers"]
+    assert numbers["expert"]["steps"] == numbers["pilotnet"]["steps"] == numbers["eval_steps"]
+    assert "PilotNet return" in outcome["headline"]
