@@ -52,9 +52,11 @@ def test_fit_predict_leaderboard_explain_round_trip(titanic_files, tmp_path, cap
     assert 0.7 < meta["info"]["test_score"] <= 1.0
     assert "holdout roc_auc" in (model / "model_card.md").read_text()
 
+    # the fit above is the real process; the rest in process (each process start re-imports the stack: ~8 s)
     preds = tmp_path / "preds.csv"
-    predicted = run_cli("predict", model, titanic_files / "new.parquet", "--out", preds)
-    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    code, _, err = run_in_process(("predict", model, titanic_files / "new.parquet", "--out", preds), capsys,
+                                  monkeypatch)
+    assert code == 0, err[-2000:]
     table = pd.read_csv(preds)
     assert list(table.columns) == ["0", "1", "prediction"]
     assert len(table) == len(pd.read_parquet(titanic_files / "new.parquet"))
@@ -63,8 +65,9 @@ def test_fit_predict_leaderboard_explain_round_trip(titanic_files, tmp_path, cap
     code, stdout, _ = run_in_process(("leaderboard", model, "--top", "3"), capsys, monkeypatch)
     assert code == 0 and "cv_roc_auc" in stdout
 
-    explained = run_cli("explain", model, titanic_files / "holdout.csv", "--repeats", "1")
-    assert explained.returncode == 0, explained.stderr[-2000:]
+    code, _, err = run_in_process(("explain", model, titanic_files / "holdout.csv", "--repeats", "1"), capsys,
+                                  monkeypatch)
+    assert code == 0, err[-2000:]
     importances = pd.read_csv(model / "importances.csv")
     assert importances.iloc[0]["column"] == "gender" and (model / "importances.png").stat().st_size > 1000
 
