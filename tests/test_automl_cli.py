@@ -52,7 +52,7 @@ def test_fit_predict_leaderboard_explain_round_trip(titanic_files, tmp_path, cap
     assert 0.7 < meta["info"]["test_score"] <= 1.0
     assert "holdout roc_auc" in (model / "model_card.md").read_text()
 
-    # the fit above is the real process; the rest in process (each process start re-imports the stack: ~8 s)
+    # the fit above is the real process; the rest in process (each process start re-imports the whole stack)
     preds = tmp_path / "preds.csv"
     code, _, err = run_in_process(("predict", model, titanic_files / "new.parquet", "--out", preds), capsys,
                                   monkeypatch)
