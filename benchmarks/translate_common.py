@@ -71,10 +71,24 @@ def machine(threads: int) -> str:
             f"torch {torch.__version__}")
 
 
+def trained_settings(folder: Path) -> dict | None:
+    """The benchmark settings the finished model in ``folder`` was trained with (None: no finished model)."""
+    path = folder / MANIFEST
+    return json.loads(path.read_text()).get("benchmark_settings") if path.is_file() else None
+
+
 def reusable(folder: Path, settings: dict) -> bool:
     """A finished model trained with exactly these benchmark settings."""
-    path = folder / MANIFEST
-    return path.is_file() and json.loads(path.read_text()).get("benchmark_settings") == settings
+    return trained_settings(folder) == settings
+
+
+def settings_difference(wanted: dict, trained: dict | None) -> str:
+    """Which settings keep a finished model from being reused, said the way a user fixes it."""
+    if trained is None:
+        return "no finished model there"
+    keys = sorted(set(wanted) | set(trained))
+    return "; ".join(f"{key}: asked {wanted.get(key)!r}, trained {trained.get(key)!r}"
+                     for key in keys if wanted.get(key) != trained.get(key))
 
 
 def train_unless_done(pair: str, arch: str, folder: Path, settings: dict, args, scores_glob: str,
@@ -84,6 +98,10 @@ def train_unless_done(pair: str, arch: str, folder: Path, settings: dict, args, 
     ``args`` gives the common knobs (max_sentences, seed, vocab_size, tuning_size, retrain, track)."""
     if not args.retrain and reusable(folder, settings):
         return
+    if getattr(args, "score_only", False):  # re-scoring must never start a two-hour training by accident
+        why = settings_difference(settings, trained_settings(folder))
+        raise SystemExit(f"--score-only: {folder} cannot be reused ({why}). "
+                         "Pass the options it was trained with, or drop --score-only to train it.")
     trained = train_translator(pair, arch, folder, max_sentences=args.max_sentences, seed=args.seed,
                                vocab_size=args.vocab_size, tuning_size=args.tuning_size, resume=not args.retrain,
                                track=args.track, progress=sys.stderr.isatty(),

@@ -94,6 +94,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: two runs share the 2 cores)")
     parser.add_argument("--models-dir", type=Path, default=cache_dir() / "translate" / "ladder")
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--score-only", action="store_true",
+                        help="only score models already trained with these settings; stop, saying which setting "
+                             "differs, instead of training")
     parser.add_argument("--track", action="store_true", help="log to MLflow")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 pairs, 0.3 min, 100 sentences")
     parser.add_argument("--json", type=Path, default=None)

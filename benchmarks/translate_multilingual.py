@@ -95,6 +95,9 @@ def main() -> None:
                         help="where translate_ladder.py keeps its models (default: --models-dir); repeat it for "
                              "ladders run at other budgets (e.g. one of 15-minute models: equal total compute)")
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--score-only", action="store_true",
+                        help="only score models already trained with these settings; stop, saying which setting "
+                             "differs, instead of training")
     parser.add_argument("--track", action="store_true", help="log to MLflow")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 pairs a direction, 0.3 min, 100 "
                                                              "sentences")
