@@ -10,7 +10,10 @@ bilingual model of the ladder. Then:
   (read from their cached scores in ``--ladder-dir``; "—" where a direction has no ladder run);
 - each ``--zero-shot`` direction (default de→fr and fr→de, never seen in training: Multi30k is
   aligned across its four languages, so it has references) is scored twice: asked directly, and
-  pivoted through English by the same model (de→en→fr), the baseline zero-shot has to approach.
+  pivoted through English by the same model (de→en→fr), the baseline zero-shot has to approach;
+- every row says which share of its translations is in the target language (a character n-gram
+  identifier fitted on the train splits, ``mlcasebook.translate.langid``): zero-shot's known
+  failure is answering in the wrong language (off-target translation), which BLEU alone hides.
 
 Nothing is chosen on a scored split: the tuning set is carved from train (seed 0), as in the ladder.
 
@@ -36,8 +39,10 @@ from common import console, print_table
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
 from mlcasebook.translate.data import load_pair
+from mlcasebook.translate.langid import LanguageIdentifier, on_target_rate
 from mlcasebook.translate.translator import MANIFEST, MULTILINGUAL_PAIRS
 from translate_common import (
+    cached_hypotheses,
     cached_row,
     code_version,
     command_line,
@@ -64,6 +69,17 @@ def train(args, options: dict) -> Path:
 
 def budget(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def language_identifier(pairs: list[str], lines_per_language: int = 3000) -> LanguageIdentifier:
+    """An identifier for the model's languages, fitted on the first lines of every train split that has
+    them (never a scored split): English from both Tanaka and Multi30k, so neither corpus's style decides."""
+    texts: dict[str, dict[str, None]] = {}  # an ordered set: Multi30k's English is the same in en-de/fr/cs
+    for pair in pairs:
+        data = load_pair(pair, "train", limit=lines_per_language)
+        for lang, lines in ((data.src_lang, data.source), (data.tgt_lang, data.target)):
+            texts.setdefault(lang, {}).update(dict.fromkeys(lines))
+    return LanguageIdentifier().fit({lang: list(lines) for lang, lines in texts.items()})
 
 
 def bilingual_rows(ladder_dirs: list[Path], pair: str, test) -> dict[str, dict]:
@@ -121,6 +137,7 @@ def main() -> None:
     folder = train(args, options)
     languages = json.loads((folder / MANIFEST).read_text())["languages"]
     results["languages"] = languages
+    identifier = language_identifier(args.pairs)
     for pair in args.pairs + args.zero_shot:
         src, tgt = pair.split("-")
         test = load_pair(pair, scored_split(pair), limit=args.limit)
@@ -130,11 +147,14 @@ def main() -> None:
                 model.translate_lines(lines, s, "en"), "en", t))]
         for kind, call in kinds:
             suffix = "" if kind != "pivot via en" else "_pivot"
-            row = score_model(folder, test, folder / f"scores_{pair}{suffix}.json", f"{pair} multilingual ({kind})",
-                              translate=call)
+            cache = folder / f"scores_{pair}{suffix}.json"
+            row = score_model(folder, test, cache, f"{pair} multilingual ({kind})", translate=call)
+            # off-target translation (answering in the wrong language) is zero-shot's known failure: say how often
+            target_share = on_target_rate(cached_hypotheses(cache, test), tgt, identifier)
             bilingual = bilingual_rows(ladder_dirs, pair, test) if kind == "trained" else {}
             results["rows"].append(row | {
                 "direction": pair, "kind": kind, "scored_on": f"{test.corpus} {test.split} ({len(test)} sentences)",
+                "on_target": target_share["on_target"], "output_languages": target_share["languages"],
                 "bilingual": {label: {"bleu": r["bleu"], "chrf": r["chrf"], "train_s": r["train_s"]}
                               for label, r in bilingual.items()}})
             if args.json:
@@ -156,7 +176,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
     for row in rows:
         bilingual = row["bilingual"]
         line = {"direction": row["direction"], "kind": row["kind"], "scored on": row["scored_on"],
-                "multilingual BLEU": row["bleu"], "chrF": row["chrf"]}
+                "multilingual BLEU": row["bleu"], "chrF": row["chrf"], "in target language": row["on_target"]}
         line |= {f"{label} BLEU": bilingual.get(label, {}).get("bleu", float("nan")) for label in labels}
         line |= {f"Δ vs {label}": row["bleu"] - bilingual[label]["bleu"] if label in bilingual else float("nan")
                  for label in labels if label.startswith("transformer")}

@@ -70,6 +70,25 @@ def test_beam_finds_the_best_hypothesis_that_greedy_misses():
     assert greedy == [A] * 7  # a, a, a, … up to the limit 1.0 · 4 + 3
 
 
+class EagerEOSModel(TableModel):
+    """From BOS: EOS 0.5, a 0.3, b 0.2; after a or b: EOS 0.9. The empty translation (0.5) beats "a" (0.27)."""
+
+    def __init__(self):
+        table = torch.full((5, 5), 1e-9)
+        table[BOS, [EOS, A, B]] = torch.tensor([0.5, 0.3, 0.2])
+        table[A, [EOS, A]] = torch.tensor([0.9, 0.1])
+        table[B, [EOS, B]] = torch.tensor([0.9, 0.1])
+        self.log_table = (table / table.sum(1, keepdim=True)).log()
+
+
+def test_beam_never_returns_an_empty_translation_by_default():
+    src = torch.tensor([[5, 5, EOS]])
+    for beam_size in (1, 4):
+        assert beam_search(EagerEOSModel(), src, src != PAD, BeamConfig(beam_size=beam_size, alpha=0.0))[0] == [A]
+    # without the minimum length the empty translation wins: the test's model really prefers it
+    assert beam_search(EagerEOSModel(), src, src != PAD, BeamConfig(beam_size=4, alpha=0.0, min_len=0))[0] == []
+
+
 def test_coverage_penalty_scores_finished_translations():
     """β = 1, α = 0, attention spread evenly over the 4 source tokens at every step: a translation
     of n steps (EOS included) covers each token n/4, so cp = 4 log(min(n/4, 1)). The best s(Y, X)

@@ -85,6 +85,10 @@ class BeamConfig:
     max_len_a: float = 1.5  # max target length = a · source length + b
     max_len_b: int = 10
     exhaustive: bool = False  # stop only when no live hypothesis can still beat the best finished
+    # EOS is barred for the first min_len steps (fairseq's --min-len, default 1): an undertrained or
+    # multilingual model can give EOS enough mass at step 1 that the empty translation outscores
+    # every real one once the length penalty divides the long ones' log P
+    min_len: int = 1
 
 
 def beam_search(model: IncrementalDecoder, src_ids: Tensor, src_mask: Tensor,
@@ -125,6 +129,8 @@ def beam_search(model: IncrementalDecoder, src_ids: Tensor, src_mask: Tensor,
         step_log_probs = step_log_probs.float()
         step_log_probs[:, model.pad_id] = -math.inf
         step_log_probs[:, model.bos_id] = -math.inf
+        if step <= config.min_len:
+            step_log_probs[:, model.eos_id] = -math.inf
         vocab = step_log_probs.shape[-1]
         n_active = active.numel()
         if attention is not None and config.beta != 0.0:
