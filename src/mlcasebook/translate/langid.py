@@ -63,7 +63,7 @@ class LanguageIdentifier:
                 for lang, table in self.log_probs.items()}
 
     def identify(self, text: str) -> str | None:
-        """The most likely language, or None for text with no letters to judge."""
+        """The most likely language, or None for blank text (nothing to judge)."""
         scores = self.scores(text)
         return max(scores, key=scores.get) if any(scores.values()) else None
 
