@@ -61,7 +61,8 @@ def main() -> None:
                              "ci95_low": summary.win_rate_95[0], "ci95_high": summary.win_rate_95[1],
                              "elo": summary.elo, "s/move": summary.seconds_per_move[summary.first],
                              "elo_95_low": summary.elo_95[0], "elo_95_high": summary.elo_95[1],
-                             "forfeits": summary.forfeits, "score_disagreements": summary.disagreements} | made_by)
+                             "forfeits": summary.forfeits, "score_disagreements": summary.disagreements,
+                             "distinct_games": summary.distinct_games} | made_by)
                 print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     print_table(table, f"strength on {args.board}x{args.board}, komi {args.komi:g}")

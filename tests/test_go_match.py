@@ -34,6 +34,18 @@ def test_match_of_two_random_engines_through_pipes(tmp_path):
         first_is_black = index % 2 == 0
         wins_of_first += state.winner() == (1 if first_is_black else 2)
     assert wins_of_first == summary.first_wins
+    assert summary.distinct_games == 4  # two seeded random players never replay a 5x5 game
+
+
+def test_repeated_games_are_counted():
+    from mlcasebook.go.match import GameRecord, summarise
+
+    same = [(1, 12), (2, 7), (1, 25), (2, 25)]
+    records = [GameRecord("a", "b", list(same), "B+1", 1), GameRecord("b", "a", list(same), "B+1", 1),
+               GameRecord("a", "b", same[:1] + [(2, 8)] + same[2:], "W+2", 2)]
+    summary = summarise("a", "b", records)
+    assert summary.games == 3 and summary.distinct_games == 2
+    assert (summary.first_wins, summary.second_wins) == (1, 2)  # game 2's Black is the second engine
 
 
 def test_an_engine_that_plays_an_illegal_move_forfeits(tmp_path):

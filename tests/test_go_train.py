@@ -123,3 +123,30 @@ def test_games_played_in_lockstep_are_complete_games():
         assert len(examples) == info.moves == len(info.actions) or info.resigned
         assert info.result[0] in "BW0"
         assert np.allclose(examples.policy.sum(1), 1)
+
+
+def test_pretraining_reports_held_out_move_prediction(tmp_path):
+    from mlcasebook.go.mcts import RolloutEvaluator
+    from mlcasebook.go.selfplay import Examples
+    from mlcasebook.go.train import evaluate_examples
+
+    config = SelfPlayConfig(size=5, komi=0.5, full_simulations=4, fast_simulations=2, history=2,
+                            full_search_probability=1.0)
+    games = [play_game(RolloutEvaluator(), config, np.random.default_rng(seed))[0] for seed in range(8)]
+    data = Examples.concat(games)
+    # a rule the net can learn from the planes: the "expert" always passes (always legal), and Black wins
+    data.policy[:] = 0.0
+    data.policy[:, -1] = 1.0
+    data.value[:] = np.where(data.planes[:, 4, 0, 0] > 0, 1.0, -1.0)  # plane 4: Black to move
+    order = np.random.default_rng(0).permutation(len(data))
+    train, held_out = (Examples(*(getattr(data, f)[rows] for f in Examples.fields()))
+                       for rows in (order[: len(data) // 2], order[len(data) // 2:]))
+    trainer = Trainer(tmp_path / "run", TrainConfig(**(TINY | {"batch_size": 32, "learning_rate": 3e-3})))
+    before = evaluate_examples(load_net(trainer.run_dir / trainer.state.latest)[0], held_out)
+    metrics = trainer.pretrain(train, steps=150, held_out=held_out)
+    assert metrics["held_out_positions"] == len(held_out)
+    assert metrics["held_out_policy_top1"] == 1.0 and before["policy_top1"] < 0.5
+    assert metrics["held_out_policy_loss"] < before["policy_loss"] / 2
+    assert metrics["held_out_value_sign_accuracy"] > 0.9
+    state = json.loads((trainer.run_dir / "state.json").read_text())
+    assert state["generation"] == 1 and state["pretraining"]["held_out_policy_top1"] == 1.0

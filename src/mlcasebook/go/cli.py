@@ -99,6 +99,9 @@ def match(
     console.print(table)
     if summary.draws:
         console.print(f"draws: {summary.draws}")
+    if summary.distinct_games < summary.games:
+        console.print(f"[yellow]only {summary.distinct_games} distinct games of {summary.games}: the engines "
+                      "repeat themselves, so the interval above is too narrow[/]")
     for note in summary.notes:
         console.print(f"[dim]{note}[/]")
     if json_out is not None:
@@ -131,6 +134,8 @@ def train(
     pretrain_sgf: Path = typer.Option(None, help="AlphaGo pipeline: first learn from the SGF games in this "
                                       "folder (e.g. from `mlcasebook go corpus`). Without it: AlphaGo Zero."),
     pretrain_steps: int = typer.Option(2000, min=1, help="Supervised steps on the SGF games."),
+    pretrain_holdout: float = typer.Option(0.05, min=0.0, max=0.5, help="Share of the SGF games kept out of "
+                                           "pretraining to measure move-prediction accuracy."),
     board: int = typer.Option(None, min=5, max=19, help="Board size (new runs; default 9)."),
     komi: float = typer.Option(None, help="Komi (default 7)."),
     channels: int = typer.Option(None, min=4, help="Network width (default 64)."),
@@ -172,10 +177,16 @@ def train(
         from .corpus import read_sgf_examples
 
         config = trainer.config
-        examples, skipped = read_sgf_examples(pretrain_sgf, config.size, config.history, config.liberties)
-        metrics = trainer.pretrain(examples, pretrain_steps)
+        examples, held_out, skipped = read_sgf_examples(pretrain_sgf, config.size, config.history,
+                                                        config.liberties, pretrain_holdout)
+        metrics = trainer.pretrain(examples, pretrain_steps, held_out)
         typer.echo(f"pretrained on {len(examples)} positions ({len(skipped)} files skipped): "
                    f"policy loss {metrics['loss_policy']:.3f}, value loss {metrics['loss_value']:.3f}")
+        if held_out is not None:
+            typer.echo(f"held-out games ({len(held_out)} positions): move prediction "
+                       f"{metrics['held_out_policy_top1']:.1%}, policy loss {metrics['held_out_policy_loss']:.3f}, "
+                       f"value MSE {metrics['held_out_value_mse']:.3f} (winner's sign right "
+                       f"{metrics['held_out_value_sign_accuracy']:.1%})")
     if iterations is None and hours is None:
         return  # pretraining only
     state = trainer.run(iterations, hours)

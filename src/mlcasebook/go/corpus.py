@@ -9,6 +9,7 @@ supplies works the same way; games on other board sizes or with handicap stones 
 from __future__ import annotations
 
 import random
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,17 @@ def _continue_game(black: GtpClient, white: GtpClient, opening: GoState) -> Game
     return record
 
 
-def read_sgf_examples(folder: Path, size: int = 9, history: int = 4,
-                      liberties: bool = True) -> tuple[Examples, dict]:
-    """Every position of every usable game in ``folder`` as supervised examples.
+def is_held_out(path: Path, fraction: float) -> bool:
+    """Whether a game belongs to the held-out split: decided by a hash of its file name, so a game
+    keeps its side of the split when the corpus grows (and positions of one game never straddle it)."""
+    return zlib.crc32(path.name.encode()) % 10_000 < fraction * 10_000
+
+
+def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: bool = True,
+                      holdout: float = 0.0) -> tuple[Examples, Examples | None, dict]:
+    """Every position of every usable game in ``folder`` as supervised examples: (train, held_out,
+    skipped). A ``holdout`` fraction of the games (by file name, see ``is_held_out``) is kept apart
+    to measure move-prediction accuracy; ``held_out`` is None when no game falls there.
 
     Policy target: the move played (one-hot). Value: the recorded result (RE) for the side to move
     (+1 / -1, 0 for a draw).
@@ -88,7 +97,8 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4,
     files = sorted(Path(folder).rglob("*.sgf"))
     if not files:
         raise DataError(f"no .sgf files under {folder}", hint="generate some with `mlcasebook go corpus`")
-    parts, skipped = [], {}
+    parts: dict[bool, list[Examples]] = {False: [], True: []}
+    skipped = {}
     for path in track(files, "reading SGF"):
         try:
             game = sgf.Sgf_game.from_bytes(path.read_bytes())
@@ -132,9 +142,12 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4,
         policy[np.arange(len(moves)), moves] = 1.0
         signs = np.array([1.0 if c == BLACK else -1.0 for c in colours], dtype=np.float32)
         winner_sign = {BLACK: 1.0, WHITE: -1.0, EMPTY: 0.0}[winner]  # a draw is worth 0 to both
-        parts.append(Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
+        parts[is_held_out(path, holdout)].append(Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
                               signs * winner_sign, (owner[None] * signs[:, None, None]).astype(np.int8),
                               signs * margin))
-    if not parts:
-        raise DataError(f"no usable {size}x{size} games under {folder}", hint="; ".join(set(skipped.values()))[:300])
-    return Examples.concat(parts), skipped
+    if not parts[False]:
+        where = " outside the held-out split" if parts[True] else ""
+        raise DataError(f"no usable {size}x{size} games under {folder}{where}",
+                        hint="; ".join(set(skipped.values()))[:300] or "add games or lower the held-out fraction")
+    held_out = Examples.concat(parts[True]) if parts[True] else None
+    return Examples.concat(parts[False]), held_out, skipped

@@ -186,6 +186,9 @@ class MatchSummary:
     disagreements: int
     forfeits: int
     notes: list[str]
+    # two deterministic engines replay the same game: fewer distinct games than games means the
+    # win rate rests on fewer independent trials than it seems
+    distinct_games: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -217,6 +220,7 @@ def summarise(first: str, second: str, records: list[GameRecord]) -> MatchSummar
         elo_difference(score), (elo_difference(low), elo_difference(high)),
         {name: (sum(values) / len(values) if values else 0.0) for name, values in times.items()},
         sum("Tromp-Taylor says" in note for note in notes), sum("forfeits" in note for note in notes), notes,
+        len({tuple(record.moves) for record in records}),
     )
 
 
