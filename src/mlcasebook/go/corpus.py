@@ -142,9 +142,10 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: 
         policy[np.arange(len(moves)), moves] = 1.0
         signs = np.array([1.0 if c == BLACK else -1.0 for c in colours], dtype=np.float32)
         winner_sign = {BLACK: 1.0, WHITE: -1.0, EMPTY: 0.0}[winner]  # a draw is worth 0 to both
-        parts[is_held_out(path, holdout)].append(Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
-                              signs * winner_sign, (owner[None] * signs[:, None, None]).astype(np.int8),
-                              signs * margin))
+        game_examples = Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
+                                 signs * winner_sign, (owner[None] * signs[:, None, None]).astype(np.int8),
+                                 signs * margin)
+        parts[is_held_out(path, holdout)].append(game_examples)
     if not parts[False]:
         where = " outside the held-out split" if parts[True] else ""
         raise DataError(f"no usable {size}x{size} games under {folder}{where}",
