@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--board", type=int, default=9)
     parser.add_argument("--komi", type=float, default=7.0)
     parser.add_argument("--sgf-dir", type=Path, default=None)
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="games at once (one per core; run with OMP_NUM_THREADS=1)")
     parser.add_argument("--out", type=Path, default=Path("docs/results/go_strength.json"))
     parser.add_argument("--note", default="", help="what the networks are (training, CPU time), kept in the JSON")
     args = parser.parse_args()
@@ -55,7 +57,8 @@ def main() -> None:
             ours = f"ours:{model},policy" if mode == "policy" else f"ours:{model},time={args.time_per_move}"
             for opponent in args.opponents.split(","):
                 sgf_dir = None if args.sgf_dir is None else args.sgf_dir / f"{model.stem}_{mode}_{opponent}"
-                summary = run_match(ours, opponent, args.games, args.board, args.komi, sgf_dir)
+                summary = run_match(ours, opponent, args.games, args.board, args.komi, sgf_dir,
+                                    parallel=args.parallel)
                 rows.append({"model": str(model), "mode": mode, "opponent": opponent, "games": summary.games,
                              "wins": summary.first_wins, "win_rate": summary.win_rate,
                              "ci95_low": summary.win_rate_95[0], "ci95_high": summary.win_rate_95[1],

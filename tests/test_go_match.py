@@ -37,6 +37,27 @@ def test_match_of_two_random_engines_through_pipes(tmp_path):
     assert summary.distinct_games == 4  # two seeded random players never replay a 5x5 game
 
 
+def test_parallel_streams_keep_colours_and_order(tmp_path):
+    summary = run_match("random:1", "random:2", games=5, size=5, komi=0.5, sgf_dir=tmp_path, parallel=2)
+    assert summary.games == 5 and summary.first_wins + summary.second_wins + summary.draws == 5
+    files = sorted(tmp_path.glob("*.sgf"))
+    assert [f.name for f in files] == [f"game_{i:04d}.sgf" for i in range(1, 6)]
+    for index, path in enumerate(files):  # the first engine is Black in games 1, 3, 5 whatever the stream
+        root = sgf.Sgf_game.from_bytes(path.read_bytes()).get_root()
+        assert root.get("PB") == ("random:1" if index % 2 == 0 else "random:2")
+    with pytest.raises(CasebookError, match="parallel"):
+        run_match("random:1", "random:2", games=1, size=5, parallel=0)
+
+
+def test_parallel_streams_give_our_engine_different_seeds():
+    from mlcasebook.go.match import _stream_spec
+
+    assert _stream_spec("ours:m.ckpt,policy", 0) == "ours:m.ckpt,policy"
+    assert _stream_spec("ours:m.ckpt,policy", 1) == "ours:m.ckpt,policy,seed=1"
+    assert _stream_spec("ours,seed=5", 1) == "ours,seed=5" and _stream_spec("gnugo:1", 1) == "gnugo:1"
+    assert "--seed" in engine_command(_stream_spec("ours,time=1", 2))
+
+
 def test_repeated_games_are_counted():
     from mlcasebook.go.match import GameRecord, summarise
 

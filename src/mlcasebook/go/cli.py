@@ -30,7 +30,7 @@ def build_player(model: Path | None, playouts: int | None, time_per_move: float 
     else:
         from .net import NetEvaluator, shipped_net
 
-        evaluator = NetEvaluator.load(model if model is not None else shipped_net())
+        evaluator = NetEvaluator.load(model if model is not None else shipped_net(), seed=seed)
     if policy_only:
         return PolicyPlayer(evaluator)
     if playouts is None and time_per_move is None:
@@ -74,6 +74,8 @@ def match(
     max_moves: int = typer.Option(None, help="Stop and score a game after this many moves (default 4·N²)."),
     timeout: float = typer.Option(300.0, help="Seconds an engine may take to answer one command."),
     json_out: Path = typer.Option(None, "--json", help="Write the summary (and per-game notes) as JSON."),
+    parallel: int = typer.Option(1, min=1, help="Games played at once, each with its own engine processes "
+                                 "(our engine gets another seed per stream). One per core."),
 ) -> None:
     """Play a match between two GTP engines, refereed and scored by our Tromp-Taylor rules."""
     from rich.console import Console
@@ -82,7 +84,7 @@ def match(
     from ..core.report import write_json
     from .match import run_match
 
-    summary = run_match(first, second, games, board, komi, sgf_dir, max_moves, timeout)
+    summary = run_match(first, second, games, board, komi, sgf_dir, max_moves, timeout, parallel)
     table = Table(title=f"{summary.games} games on {board}x{board}, komi {komi:g} (Tromp-Taylor)")
     for column in ("engine", "wins", "as black", "as white", "win rate [95 % CI]", "Elo vs other [95 % CI]",
                    "s/move"):

@@ -15,11 +15,12 @@ import shlex
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import CasebookError
-from ..core.progress import track
+from ..core.progress import bar
 from .board import BLACK, EMPTY, WHITE, GoState, IllegalMove, action_to_vertex, vertex_to_action
 from .gtp import GtpClient, GtpError
 
@@ -225,19 +226,46 @@ def summarise(first: str, second: str, records: list[GameRecord]) -> MatchSummar
 
 
 def run_match(first: str, second: str, games: int, size: int = 9, komi: float = 7.0,
-              sgf_dir: Path | None = None, max_moves: int | None = None, timeout: float = 300.0) -> MatchSummary:
-    """``games`` games, ``first`` takes Black in the odd-numbered ones (1st, 3rd, …)."""
+              sgf_dir: Path | None = None, max_moves: int | None = None, timeout: float = 300.0,
+              parallel: int = 1) -> MatchSummary:
+    """``games`` games, ``first`` takes Black in the odd-numbered ones (1st, 3rd, …).
+
+    ``parallel`` > 1 plays that many games at once, each stream with its own pair of engine
+    processes (threads only wait on pipes); our engine gets a different ``seed`` per stream so the
+    streams do not replay each other's games. Give each engine its share of the cores (e.g.
+    ``OMP_NUM_THREADS=1`` and two streams on two cores).
+    """
     if games < 1:
         raise CasebookError("a match needs at least one game", hint="--games 1 or more")
+    if parallel < 1:
+        raise CasebookError("parallel must be at least 1", hint="--parallel 1 plays one game at a time")
     cap = max_moves or 4 * size * size
-    records: list[GameRecord] = []
+    records: list[GameRecord | None] = [None] * games
     first_name, second_name = (first, second) if first != second else (f"{first} (A)", f"{second} (B)")
-    with GtpClient(engine_command(first), timeout, first_name) as engine_a, \
-            GtpClient(engine_command(second), timeout, second_name) as engine_b:
-        for index in track(range(games), f"{first} vs {second}"):
-            black, white = (engine_a, engine_b) if index % 2 == 0 else (engine_b, engine_a)
-            record = play_game(black, white, size, komi, cap)
-            records.append(record)
-            if sgf_dir is not None:
-                save_sgf(record, Path(sgf_dir) / f"game_{index + 1:04d}.sgf", size, komi)
-    return summarise(first_name, second_name, records)
+    streams = min(parallel, games)
+
+    def play_stream(stream: int, advance) -> None:
+        with GtpClient(engine_command(_stream_spec(first, stream)), timeout, first_name) as engine_a, \
+                GtpClient(engine_command(_stream_spec(second, stream)), timeout, second_name) as engine_b:
+            for index in range(stream, games, streams):
+                black, white = (engine_a, engine_b) if index % 2 == 0 else (engine_b, engine_a)
+                records[index] = play_game(black, white, size, komi, cap)
+                if sgf_dir is not None:
+                    save_sgf(records[index], Path(sgf_dir) / f"game_{index + 1:04d}.sgf", size, komi)
+                advance(1)
+
+    with bar(games, f"{first} vs {second}") as advance:
+        if streams == 1:
+            play_stream(0, advance)
+        else:
+            with ThreadPoolExecutor(streams) as pool:
+                for future in [pool.submit(play_stream, stream, advance) for stream in range(streams)]:
+                    future.result()  # re-raises an engine failure
+    return summarise(first_name, second_name, [record for record in records if record is not None])
+
+
+def _stream_spec(spec: str, stream: int) -> str:
+    """Our engine in parallel stream k > 0 gets seed k (unless the spec names one)."""
+    if stream == 0 or not spec.startswith("ours") or "seed=" in spec:
+        return spec
+    return f"{spec},seed={stream}"

@@ -203,8 +203,8 @@ class NetEvaluator:
         self.rng = np.random.default_rng(seed)
 
     @classmethod
-    def load(cls, path: Path | str, symmetry: str = "random", device: str = "cpu") -> NetEvaluator:
-        return cls(load_net(path)[0], symmetry, device=device)
+    def load(cls, path: Path | str, symmetry: str = "random", device: str = "cpu", seed: int = 0) -> NetEvaluator:
+        return cls(load_net(path)[0], symmetry, seed=seed, device=device)
 
     def predict(self, states: list[GoState]) -> dict[str, np.ndarray]:
         size = states[0].size
