@@ -193,7 +193,7 @@ def go_elo_plot(matches: list[dict]) -> Path | None:
     return path
 
 
-def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strength: dict | None) -> list[str]:
+def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strengths: list[dict]) -> list[str]:
     lines = ["## Go — rules speed, search speed, strength", ""]
     if rules:
         lines += [f"Command: `{rules['settings']['command']}`. {rules['settings'].get('note', '')} {stamp(rules)}", "",
@@ -207,18 +207,19 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
         low, high = baseline["win_rate_95"]
         lines += [f"Strength so far: `{baseline['command']}` — {baseline['first']} won {baseline['first_wins']} of "
                   f"{baseline['games']} against {baseline['second']} (95 % interval {low:.0%}–{high:.0%}). "
-                  f"{baseline['note']}." + ("" if strength else " No trained 9x9 network exists yet."), ""]
-    if strength:
+                  f"{baseline['note']}." + ("" if strengths else " No trained 9x9 network exists yet."), ""]
+    for strength in strengths:  # one file per measured network or run, oldest first
         settings = strength["settings"]
-        table = pd.DataFrame(strength["matches"])[["model", "mode", "opponent", "games", "wins", "win_rate",
-                                                   "ci95_low", "ci95_high", "elo", "s/move"]]
+        frame = pd.DataFrame(strength["matches"])
+        columns = ["model", "mode", "opponent", "games", "wins", "win_rate", "ci95_low", "ci95_high", "elo",
+                   "s/move"] + (["distinct_games"] if "distinct_games" in frame else [])
         lines += [f"Trained networks against GNU Go ({settings['board']}x{settings['board']}, komi "
                   f"{settings['komi']:g}, area scoring; mcts = policy + search at {settings['time_per_move']:g} s "
                   f"a move). {settings.get('note', '').rstrip('.')}. "
                   f"Command: `{settings.get('command', '?')}`. {stamp(strength)}",
-                  "", markdown(table, digits=2), ""]
-        if plot := go_elo_plot(strength["matches"]):
-            lines += [f"![Elo over training compute](results/{plot.name})", ""]
+                  "", markdown(frame[columns], digits=2), ""]
+    if strengths and (plot := go_elo_plot([m for strength in strengths for m in strength["matches"]])):
+        lines += [f"![Elo over training compute](results/{plot.name})", ""]
     return lines
 
 
@@ -418,8 +419,10 @@ def main() -> None:
         lines += automl_sections(load("automl_suite"), load("automl_devtime"), load("automl_projects"))
     if derm := load("derm"):
         lines += derm_section(derm)
-    if any(load(n) for n in ("go_rules", "go_mcts", "go_baseline", "go_strength")):
-        lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"), load("go_strength"))
+    strengths = sorted((json.loads(path.read_text()) for path in RESULTS.glob("go_strength*.json")),
+                       key=lambda result: result["machine"]["date"])
+    if strengths or any(load(n) for n in ("go_rules", "go_mcts", "go_baseline")):
+        lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"), strengths)
     notes = RESULTS / "notes.md"  # hand-written reading of the tables, kept beside the numbers
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
