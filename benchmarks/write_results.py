@@ -223,6 +223,13 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
     return lines
 
 
+def rescoring_note(command: str, what: str) -> str:
+    """Says when a translation command only re-scored models trained earlier."""
+    if "--score-only" not in command:
+        return ""
+    return f" (a re-scoring of models trained earlier: the same command without `--score-only` trains {what})"
+
+
 TRANSLATE_TARGETS = {"en-de": 38.0, "ja-en": 30.0}  # issue 6: Transformer BLEU, trained in ≤ 2 h on 2 cores
 
 
@@ -239,10 +246,9 @@ def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | No
     for ladder in ladders:
         settings = ladder["settings"]
         for pair, result in ladder["pairs"].items():
-            rescored = (" (a re-scoring of models trained earlier: the same command without `--score-only` trains "
-                        "them)" if "--score-only" in settings["command"] else "")
             lines += [f"Ladder {pair}, scored on {result['scored_on']} ({result['notes']}). "
-                      f"Command: `{settings['command']}`{rescored}. {settings.get('note') or ''}", "",
+                      f"Command: `{settings['command']}`{rescoring_note(settings['command'], 'them')}. "
+                      f"{settings.get('note') or ''}", "",
                       markdown(pd.DataFrame(result["ladder"]), digits=2), ""]
             transformer = next((m for m in result["models"] if m["arch"] == "transformer"), None)
             if pair in TRANSLATE_TARGETS and transformer is not None:
@@ -274,15 +280,13 @@ def translate_sections(ladders: list[dict], smt: dict | None, workers: dict | No
                   f"{first['train_s'] / 60:.1f} min of training, {first['steps']:,} steps) beside the bilingual "
                   "models of the ladder on the same sentences, and zero-shot directions asked directly and "
                   f"pivoted through English by the same model. Command: `{settings['command']}`"
-                  + (" (without `--score-only` it trains the model)" if "--score-only" in settings["command"] else "")
-                  + ". "
+                  f"{rescoring_note(settings['command'], 'the model')}. "
                   f"{settings.get('note') or ''} Measured {settings['date']}: {settings['machine']}.", "",
                   markdown(table, digits=2), ""]
         if bilingual_15min := load("translate_bilingual_15min"):
             lines += [f"The 15-minute bilingual Transformers (this model's recipe, one per direction: equal total "
                       f"compute): `{bilingual_15min['settings']['command']}`"
-                      + (" (without `--score-only` it trains them)"
-                         if "--score-only" in bilingual_15min["settings"]["command"] else "") + ".", ""]
+                      f"{rescoring_note(bilingual_15min['settings']['command'], 'them')}.", ""]
         lines += ["The chapter's claim is one model for 103 languages; GNMT's multilingual paper found a small "
                   "loss against bilingual models and usable zero-shot directions. Here: "
                   + ("multilingual minus bilingual Transformer, " + "; ".join(deltas) + "." if deltas
