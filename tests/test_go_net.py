@@ -124,6 +124,24 @@ def test_evaluator_priors_are_a_distribution_over_legal_moves(symmetry):
         NetEvaluator(GoNet(TINY), "sometimes")
 
 
+def test_frozen_inference_copy_matches_the_network_on_any_batch_and_board():
+    torch.manual_seed(0)
+    net = GoNet(NetConfig(channels=16, blocks=3, history=2))
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding them is really exercised
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    frozen, eager = NetEvaluator(net, "none"), NetEvaluator(net, "none", frozen=False)
+    for size, batch in ((9, 1), (9, 8), (9, 16), (7, 5), (9, 3)):
+        states = [random_state(size, 10, seed) for seed in range(batch)]
+        fast, slow = frozen.predict(states), eager.predict(states)
+        assert np.allclose(fast["policy_logits"], slow["policy_logits"], atol=1e-4)
+        assert np.allclose(fast["value"], slow["value"], atol=1e-5)
+    assert set(frozen._frozen_by_size) == {7, 9} and all(
+        m is not net for m in frozen._frozen_by_size.values())  # really the TorchScript copies
+
+
 def test_a_few_steps_fit_policy_value_and_ownership():
     torch.manual_seed(0)
     net = GoNet(TINY)

@@ -19,6 +19,7 @@ The network is fully convolutional plus pooling, so one set of weights runs on a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -194,13 +195,34 @@ class NetEvaluator:
     self-play) or "all" (average over the 8, 8x the compute, smoother priors).
     """
 
-    def __init__(self, net: GoNet, symmetry: str = "random", seed: int = 0, device: str = "cpu"):
+    def __init__(self, net: GoNet, symmetry: str = "random", seed: int = 0, device: str = "cpu",
+                 frozen: bool = True):
         if symmetry not in ("none", "random", "all"):
             raise CasebookError(f"unknown symmetry mode {symmetry!r}", hint="none, random or all")
         self.device = torch.device(device)
         self.net = net.eval().to(self.device)
         self.symmetry = symmetry
         self.rng = np.random.default_rng(seed)
+        # on the CPU a frozen TorchScript copy (BatchNorm folded into the convolutions, oneDNN
+        # kernels) runs the 6x64 net ~25 % faster at search batch sizes; one per board size.
+        # TorchScript is deprecated in favour of torch.compile, which would compile again for
+        # every batch size at engine start; if TorchScript goes away the eager net plays on.
+        self.frozen = frozen and self.device.type == "cpu"
+        self._frozen_by_size: dict[int, torch.nn.Module] = {}
+
+    def _module(self, planes: torch.Tensor) -> torch.nn.Module:
+        if not self.frozen:
+            return self.net
+        size = planes.shape[-1]
+        if size not in self._frozen_by_size:
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the deprecation notices, once per board size
+                    traced = torch.jit.trace(self.net, planes[:1], strict=False, check_trace=False)
+                    self._frozen_by_size[size] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            except Exception:  # noqa: BLE001 — an exotic build without TorchScript still plays, just slower
+                self._frozen_by_size[size] = self.net
+        return self._frozen_by_size[size]
 
     @classmethod
     def load(cls, path: Path | str, symmetry: str = "random", device: str = "cpu", seed: int = 0) -> NetEvaluator:
@@ -213,9 +235,10 @@ class NetEvaluator:
         symmetries = {"none": [0], "random": [int(self.rng.integers(8))], "all": list(range(8))}[self.symmetry]
         policy = np.zeros((len(states), size * size + 1), dtype=np.float64)
         value = np.zeros(len(states))
+        module = self._module(planes)
         with torch.inference_mode():
             for symmetry in symmetries:
-                out = self.net(transform(planes, symmetry))
+                out = module(transform(planes, symmetry))
                 logits = out["policy"].double()
                 board = inverse_transform(logits[:, :-1].reshape(-1, size, size), symmetry).reshape(len(states), -1)
                 policy += torch.cat([board, logits[:, -1:]], 1).cpu().numpy()
