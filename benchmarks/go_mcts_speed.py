@@ -7,8 +7,9 @@ pass-pass, needs no evaluation):
   rollout per leaf, C++ game, capped at 2·N² moves);
 - our MCTS with ``RolloutEvaluator`` (one rollout per leaf, no eye filling, played to the end);
 - our MCTS with the network evaluator (6 blocks x 64 channels; weights do not change the speed)
-  at leaf batch sizes 1, 8 and 16 — the configuration the engine actually uses;
-- the network's raw forward throughput per batch size, for reference.
+  at leaf batch sizes 1, 8 and 16 — the configuration the engine actually uses — and at batch 8
+  with the eager network instead of the frozen TorchScript copy;
+- the network's raw forward throughput per batch size, eager and frozen, for reference.
 
     OMP_NUM_THREADS=1 flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/go_mcts_speed.py
 """
@@ -88,17 +89,24 @@ def main() -> None:
     net = GoNet(NetConfig())
     for batch in (1, 8, 16):
         measure(f"mlcasebook MCTS + net 6x64, batch {batch}", ours(NetEvaluator(net, "random"), batch))
+    # what the frozen TorchScript copy buys (the default on the CPU)
+    measure("mlcasebook MCTS + net 6x64, batch 8, eager network", ours(NetEvaluator(net, "random", frozen=False), 8))
 
     forward = []
+    frozen = NetEvaluator(net).inference_module(
+        torch.from_numpy(encode([position], net.config.history, net.config.liberties)))
     with torch.inference_mode():
         for batch in (1, 8, 16, 64):
             planes = torch.from_numpy(encode([position] * batch, net.config.history, net.config.liberties))
-            net.eval()(planes)
-            started, calls = time.perf_counter(), 0
-            while time.perf_counter() - started < 1.5:
-                net(planes)
-                calls += 1
-            forward.append({"batch": batch, "positions/s": batch * calls / (time.perf_counter() - started)})
+            row = {"batch": batch}
+            for name, module in (("positions/s", net.eval()), ("frozen positions/s", frozen)):
+                module(planes)
+                started, calls = time.perf_counter(), 0
+                while time.perf_counter() - started < 1.5:
+                    module(planes)
+                    calls += 1
+                row[name] = batch * calls / (time.perf_counter() - started)
+            forward.append(row)
     searches, forward_frame = pd.DataFrame(rows), pd.DataFrame(forward)
     print_table(searches, f"MCTS from a middle-game {size}x{size} position, 1 thread")
     print_table(forward_frame, "network forward (6 blocks x 64 channels), 1 thread")
