@@ -60,6 +60,10 @@ def test_gnugo_games_are_generated_and_readable(tmp_path):
     assert len(paths) == 2 and all(p.is_file() for p in paths)
     examples, _, skipped = read_sgf_examples(tmp_path, size=7, history=2)
     assert not skipped and len(examples) >= 10
+    # the two random opening moves of each game are positions but not policy targets
+    first_game = read_sgf_examples(_folder_with(tmp_path, paths[0]), size=7, history=2)[0]
+    assert first_game.policy_weight[:2].tolist() == [0.0, 0.0] and first_game.policy_weight[2:].all()
+    assert examples.policy_weight.sum() == len(examples) - 2 * len(paths)
     assert set(np.unique(examples.value)) <= {-1.0, 0.0, 1.0}  # komi 7 on 7x7 allows a draw
     # an interrupted run resumes: kept games are not replayed, a missing one comes back the same
     first = paths[1].read_bytes()
@@ -68,3 +72,10 @@ def test_gnugo_games_are_generated_and_readable(tmp_path):
     again = generate_gnugo_games(tmp_path, games=2, level=0, size=7, komi=7, random_moves=2, seed=3)
     assert again == paths and paths[0].stat().st_mtime_ns == kept_time
     assert paths[1].read_bytes() == first
+
+
+def _folder_with(tmp_path, path):
+    folder = tmp_path / f"only_{path.stem}"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    return folder

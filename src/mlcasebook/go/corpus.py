@@ -23,6 +23,10 @@ from .net import encode
 from .players import RandomPlayer
 from .selfplay import Examples
 
+# The comment on each random opening move of a generated game. Those moves are not expert moves:
+# reading the corpus keeps them as positions (history, value) but not as policy targets.
+RANDOM_OPENING_COMMENT = "random opening move (not an expert move)"
+
 
 def generate_gnugo_games(out_dir: Path, games: int, level: int = 10, size: int = 9, komi: float = 7.0,
                          random_moves: int = 4, seed: int = 0) -> list[Path]:
@@ -45,7 +49,7 @@ def generate_gnugo_games(out_dir: Path, games: int, level: int = 10, size: int =
             for _ in range(random_moves):
                 opening.play(chooser.choose(opening, None))
             record = _continue_game(black, white, opening)
-            save_sgf(record, paths[index], size, komi)
+            save_sgf(record, paths[index], size, komi, dict.fromkeys(range(random_moves), RANDOM_OPENING_COMMENT))
     return paths
 
 
@@ -87,8 +91,9 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: 
     skipped). A ``holdout`` fraction of the games (by file name, see ``is_held_out``) is kept apart
     to measure move-prediction accuracy; ``held_out`` is None when no game falls there.
 
-    Policy target: the move played (one-hot). Value: the recorded result (RE) for the side to move
-    (+1 / -1, 0 for a draw).
+    Policy target: the move played (one-hot), except on moves marked as random openings
+    (``RANDOM_OPENING_COMMENT``), which only serve as value targets. Value: the recorded result
+    (RE) for the side to move (+1 / -1, 0 for a draw).
     Ownership and score: Tromp-Taylor on the final board when the game was played out (not
     resigned); otherwise zero ownership and a large margin with the winner's sign.
     """
@@ -117,12 +122,13 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: 
             skipped[str(path)] = f"no result in RE {result!r}"
             continue
         state = GoState(size, game.get_komi())
-        planes, moves, colours = [], [], []
+        planes, moves, colours, expert = [], [], [], []
         try:
             for node in game.get_main_sequence()[1:]:
                 colour, move = node.get_move()
                 if colour is None:
                     continue
+                expert.append(not (node.has_property("C") and node.get("C").startswith(RANDOM_OPENING_COMMENT)))
                 action = size * size if move is None else (size - 1 - move[0]) * size + move[1]
                 colour_code = BLACK if colour == "b" else WHITE
                 state.resume(to_play=colour_code)
@@ -142,7 +148,7 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: 
         policy[np.arange(len(moves)), moves] = 1.0
         signs = np.array([1.0 if c == BLACK else -1.0 for c in colours], dtype=np.float32)
         winner_sign = {BLACK: 1.0, WHITE: -1.0, EMPTY: 0.0}[winner]  # a draw is worth 0 to both
-        game_examples = Examples(np.stack(planes), policy, np.ones(len(moves), dtype=np.float32),
+        game_examples = Examples(np.stack(planes), policy, np.asarray(expert, dtype=np.float32),
                                  signs * winner_sign, (owner[None] * signs[:, None, None]).astype(np.int8),
                                  signs * margin)
         parts[is_held_out(path, holdout)].append(game_examples)

@@ -128,7 +128,9 @@ def _margin(result: str) -> float | None:
         return None
 
 
-def save_sgf(record: GameRecord, path: Path, size: int, komi: float) -> Path:
+def save_sgf(record: GameRecord, path: Path, size: int, komi: float,
+             comments: dict[int, str] | None = None) -> Path:
+    """One game as SGF; ``comments`` maps a move's index (0 = the first move) to its node comment."""
     from sgfmill import sgf
 
     from ..core.checkpoint import atomic_write_bytes
@@ -143,10 +145,12 @@ def save_sgf(record: GameRecord, path: Path, size: int, komi: float) -> Path:
     root.set("AP", ("mlcasebook", "go match"))
     if record.notes:
         root.set("GC", "\n".join(record.notes))
-    for colour, action in record.moves:
+    for index, (colour, action) in enumerate(record.moves):
         if action < 0:
             break
         node = game.extend_main_sequence()
+        if comments and index in comments:
+            node.set("C", comments[index])
         move = None if action == size * size else divmod(action, size)
         if move is not None:  # sgfmill rows count from the bottom
             move = (size - 1 - move[0], move[1])
