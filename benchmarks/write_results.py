@@ -193,7 +193,8 @@ def go_elo_plot(matches: list[dict]) -> Path | None:
     return path
 
 
-def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strengths: list[dict]) -> list[str]:
+def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strengths: list[dict],
+               move_prediction: dict | None = None) -> list[str]:
     lines = ["## Go — rules speed, search speed, strength", ""]
     if rules:
         lines += [f"Command: `{rules['settings']['command']}`. {rules['settings'].get('note', '')} {stamp(rules)}", "",
@@ -208,6 +209,12 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
         lines += [f"Strength so far: `{baseline['command']}` — {baseline['first']} won {baseline['first_wins']} of "
                   f"{baseline['games']} against {baseline['second']} (95 % interval {low:.0%}–{high:.0%}). "
                   f"{baseline['note']}." + ("" if strengths else " No trained 9x9 network exists yet."), ""]
+    if move_prediction:
+        settings = move_prediction["settings"]
+        lines += [f"Move prediction on {settings['games']} held-out GNU Go level-10 games ({settings['expert_moves']} "
+                  "expert moves; AlphaGo's SL policy predicted 57 % of KGS experts' moves): "
+                  f"`{settings['command']}`. {stamp(move_prediction)}", "",
+                  markdown(pd.DataFrame(move_prediction["models"]), digits=3), ""]
     for strength in strengths:  # one file per measured network or run, oldest first
         settings = strength["settings"]
         frame = pd.DataFrame(strength["matches"])
@@ -426,7 +433,8 @@ def main() -> None:
     strengths = sorted((json.loads(path.read_text()) for path in RESULTS.glob("go_strength*.json")),
                        key=lambda result: result["machine"]["date"])
     if strengths or any(load(n) for n in ("go_rules", "go_mcts", "go_baseline")):
-        lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"), strengths)
+        lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"), strengths,
+                            load("go_move_prediction"))
     notes = RESULTS / "notes.md"  # hand-written reading of the tables, kept beside the numbers
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
