@@ -58,6 +58,25 @@ def test_parallel_streams_give_our_engine_different_seeds():
     assert "--seed" in engine_command(_stream_spec("ours,time=1", 2))
 
 
+def test_an_interrupted_match_resumes_from_its_sgf_files(tmp_path):
+    first = run_match("random:1", "random:2", games=4, size=5, komi=0.5, sgf_dir=tmp_path)
+    kept = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.sgf") if p.name != "game_0003.sgf"}
+    (tmp_path / "game_0003.sgf").unlink()  # as if the match had stopped during game 3
+    again = run_match("random:1", "random:2", games=4, size=5, komi=0.5, sgf_dir=tmp_path)
+    assert again.games == 4 and (tmp_path / "game_0003.sgf").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.sgf") if p.name != "game_0003.sgf"} == kept
+    # games read back count as they did: same winners for the kept games, time per move kept
+    assert again.seconds_per_move["random:1"] > 0
+    done = run_match("random:1", "random:2", games=4, size=5, komi=0.5, sgf_dir=tmp_path)
+    assert (done.first_wins, done.second_wins, done.draws) == (again.first_wins, again.second_wins, again.draws)
+    assert abs(done.seconds_per_move["random:1"] - again.seconds_per_move["random:1"]) < 1e-3
+    assert first.games == 4
+    with pytest.raises(CasebookError, match="other engines"):
+        run_match("random:3", "random:2", games=4, size=5, komi=0.5, sgf_dir=tmp_path)
+    with pytest.raises(CasebookError, match="komi"):
+        run_match("random:1", "random:2", games=4, size=5, komi=7, sgf_dir=tmp_path)
+
+
 def test_repeated_games_are_counted():
     from mlcasebook.go.match import GameRecord, summarise
 

@@ -145,6 +145,10 @@ def save_sgf(record: GameRecord, path: Path, size: int, komi: float,
     root.set("AP", ("mlcasebook", "go match"))
     if record.notes:
         root.set("GC", "\n".join(record.notes))
+    # thinking time (a private property: total seconds and moves per colour), so a resumed match
+    # still reports seconds per move over all its games
+    root.set_raw("TM", ";".join(f"{'BW'[c - 1]} {sum(record.seconds[c]):.3f} {len(record.seconds[c])}"
+                                for c in (BLACK, WHITE)).encode())
     for index, (colour, action) in enumerate(record.moves):
         if action < 0:
             break
@@ -156,6 +160,38 @@ def save_sgf(record: GameRecord, path: Path, size: int, komi: float,
             move = (size - 1 - move[0], move[1])
         node.set_move("b" if colour == BLACK else "w", move)
     return atomic_write_bytes(path, game.serialise())
+
+
+def load_sgf_record(path: Path, size: int, komi: float) -> GameRecord:
+    """A game saved by ``save_sgf`` back as a record (for resuming a match)."""
+    from sgfmill import sgf
+
+    try:
+        game = sgf.Sgf_game.from_bytes(Path(path).read_bytes())
+        root = game.get_root()
+        names = root.get("PB"), root.get("PW")
+        result = root.get("RE")
+    except (ValueError, KeyError) as exc:
+        raise CasebookError(f"cannot resume from {path}: {exc}", hint="delete that file to replay the game") from exc
+    if game.get_size() != size or game.get_komi() != komi:
+        raise CasebookError(f"{path} is a {game.get_size()}x{game.get_size()} game with komi {game.get_komi():g}",
+                            hint="use an empty --sgf-dir for a match with other settings")
+    moves = []
+    for node in game.get_main_sequence()[1:]:
+        colour, move = node.get_move()
+        if colour is not None:
+            moves.append((BLACK if colour == "b" else WHITE,
+                          size * size if move is None else (size - 1 - move[0]) * size + move[1]))
+    winner = BLACK if result.upper().startswith("B+") else WHITE if result.upper().startswith("W+") else EMPTY
+    if result.upper().endswith("+R"):
+        moves.append((3 - winner, -1))
+    record = GameRecord(names[0], names[1], moves, result, winner,
+                        root.get("GC").split("\n") if root.has_property("GC") else [])
+    if root.has_property("TM"):
+        for part in root.get_raw("TM").decode().split(";"):
+            letter, total, count = part.split()
+            record.seconds[BLACK if letter == "B" else WHITE] = [float(total) / max(1, int(count))] * int(count)
+    return record
 
 
 def wilson_interval(successes: float, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -238,6 +274,9 @@ def run_match(first: str, second: str, games: int, size: int = 9, komi: float = 
     processes (threads only wait on pipes); our engine gets a different ``seed`` per stream so the
     streams do not replay each other's games. Give each engine its share of the cores (e.g.
     ``OMP_NUM_THREADS=1`` and two streams on two cores).
+
+    With ``sgf_dir``, games already saved there are read back instead of played, so an interrupted
+    match continues where it stopped (each game's file is written atomically when it ends).
     """
     if games < 1:
         raise CasebookError("a match needs at least one game", hint="--games 1 or more")
@@ -247,11 +286,22 @@ def run_match(first: str, second: str, games: int, size: int = 9, komi: float = 
     records: list[GameRecord | None] = [None] * games
     first_name, second_name = (first, second) if first != second else (f"{first} (A)", f"{second} (B)")
     streams = min(parallel, games)
+    for index in range(games):
+        path = None if sgf_dir is None else Path(sgf_dir) / f"game_{index + 1:04d}.sgf"
+        if path is not None and path.is_file():
+            records[index] = load_sgf_record(path, size, komi)
+            expected = (first_name, second_name) if index % 2 == 0 else (second_name, first_name)
+            if (records[index].black, records[index].white) != expected:
+                raise CasebookError(f"{path} is a game between other engines ({records[index].black} vs "
+                                    f"{records[index].white})", hint="use an empty --sgf-dir for this match")
 
     def play_stream(stream: int, advance) -> None:
+        todo = [index for index in range(stream, games, streams) if records[index] is None]
+        if not todo:
+            return
         with GtpClient(engine_command(_stream_spec(first, stream)), timeout, first_name) as engine_a, \
                 GtpClient(engine_command(_stream_spec(second, stream)), timeout, second_name) as engine_b:
-            for index in range(stream, games, streams):
+            for index in todo:
                 black, white = (engine_a, engine_b) if index % 2 == 0 else (engine_b, engine_a)
                 records[index] = play_game(black, white, size, komi, cap)
                 if sgf_dir is not None:
@@ -259,6 +309,7 @@ def run_match(first: str, second: str, games: int, size: int = 9, komi: float = 
                 advance(1)
 
     with bar(games, f"{first} vs {second}") as advance:
+        advance(sum(record is not None for record in records))
         if streams == 1:
             play_stream(0, advance)
         else:
