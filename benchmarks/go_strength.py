@@ -60,7 +60,7 @@ def main() -> None:
                 summary = run_match(ours, opponent, args.games, args.board, args.komi, sgf_dir,
                                     parallel=args.parallel)
                 rows.append({"model": str(model), "mode": mode, "opponent": opponent, "games": summary.games,
-                             "wins": summary.first_wins, "win_rate": summary.win_rate,
+                             "wins": summary.first_wins, "draws": summary.draws, "win_rate": summary.win_rate,
                              "ci95_low": summary.win_rate_95[0], "ci95_high": summary.win_rate_95[1],
                              "elo": summary.elo, "s/move": summary.seconds_per_move[summary.first],
                              "elo_95_low": summary.elo_95[0], "elo_95_high": summary.elo_95[1],

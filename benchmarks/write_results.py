@@ -218,8 +218,10 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
     for strength in strengths:  # one file per measured network or run, oldest first
         settings = strength["settings"]
         frame = pd.DataFrame(strength["matches"])
-        columns = ["model", "mode", "opponent", "games", "wins", "win_rate", "ci95_low", "ci95_high", "elo",
-                   "s/move"] + (["distinct_games"] if "distinct_games" in frame else [])
+        draws = ["draws"] if "draws" in frame else []  # older files lack draws and distinct games
+        distinct = ["distinct_games"] if "distinct_games" in frame else []
+        columns = ["model", "mode", "opponent", "games", "wins", *draws, "win_rate", "ci95_low", "ci95_high", "elo",
+                   "s/move", *distinct]
         lines += [f"Trained networks against GNU Go ({settings['board']}x{settings['board']}, komi "
                   f"{settings['komi']:g}, area scoring; mcts = policy + search at {settings['time_per_move']:g} s "
                   f"a move). {settings.get('note', '').rstrip('.')}. "
