@@ -194,7 +194,7 @@ def go_elo_plot(matches: list[dict]) -> Path | None:
 
 
 def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, strengths: list[dict],
-               move_prediction: dict | None = None) -> list[str]:
+               move_prediction: dict | None = None, head_to_head: list[dict] | None = None) -> list[str]:
     lines = ["## Go — rules speed, search speed, strength", ""]
     if rules:
         lines += [f"Command: `{rules['settings']['command']}`. {rules['settings'].get('note', '')} {stamp(rules)}", "",
@@ -215,6 +215,12 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
                   "expert moves; AlphaGo's SL policy predicted 57 % of KGS experts' moves): "
                   f"`{settings['command']}`. {stamp(move_prediction)}", "",
                   markdown(pd.DataFrame(move_prediction["models"]), digits=3), ""]
+    for match in head_to_head or []:  # `go match --json` files: our networks against each other
+        low, high = match["win_rate_95"]
+        lines += [f"{match['note']}: {match['first']} won {match['first_wins']} of {match['games']} against "
+                  f"{match['second']} ({match['draws']} draws; 95 % interval {low:.0%}–{high:.0%}, "
+                  f"{match['seconds_per_move'][match['first']]:.2f} s a move). Command: `{match['command']}`. "
+                  f"Measured {match['date']}.", ""]
     for strength in strengths:  # one file per measured network or run, oldest first
         settings = strength["settings"]
         frame = pd.DataFrame(strength["matches"])
@@ -435,8 +441,9 @@ def main() -> None:
     strengths = sorted((json.loads(path.read_text()) for path in RESULTS.glob("go_strength*.json")),
                        key=lambda result: result["machine"]["date"])
     if strengths or any(load(n) for n in ("go_rules", "go_mcts", "go_baseline")):
+        head_to_head = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("go_match_*.json"))]
         lines += go_section(load("go_rules"), load("go_mcts"), load("go_baseline"), strengths,
-                            load("go_move_prediction"))
+                            load("go_move_prediction"), head_to_head)
     notes = RESULTS / "notes.md"  # hand-written reading of the tables, kept beside the numbers
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
