@@ -18,7 +18,7 @@ from ..core.errors import DataError
 from ..core.progress import track
 from .board import BLACK, EMPTY, WHITE, GoState, IllegalMove, action_to_vertex, vertex_to_action
 from .gtp import GtpClient
-from .match import GameRecord, engine_command, save_sgf
+from .match import GameRecord, engine_command, save_sgf, sgf_action
 from .net import encode
 from .players import RandomPlayer
 from .selfplay import Examples
@@ -129,7 +129,7 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: 
                 if colour is None:
                     continue
                 expert.append(not (node.has_property("C") and node.get("C").startswith(RANDOM_OPENING_COMMENT)))
-                action = size * size if move is None else (size - 1 - move[0]) * size + move[1]
+                action = sgf_action(move, size)
                 colour_code = BLACK if colour == "b" else WHITE
                 state.resume(to_play=colour_code)
                 planes.append(encode([state], history, liberties)[0].astype(np.uint8))

@@ -162,6 +162,11 @@ def save_sgf(record: GameRecord, path: Path, size: int, komi: float,
     return atomic_write_bytes(path, game.serialise())
 
 
+def sgf_action(move: tuple[int, int] | None, size: int) -> int:
+    """An sgfmill move (row from the bottom, column; None for a pass) as our action index."""
+    return size * size if move is None else (size - 1 - move[0]) * size + move[1]
+
+
 def load_sgf_record(path: Path, size: int, komi: float) -> GameRecord:
     """A game saved by ``save_sgf`` back as a record (for resuming a match)."""
     from sgfmill import sgf
@@ -180,8 +185,7 @@ def load_sgf_record(path: Path, size: int, komi: float) -> GameRecord:
     for node in game.get_main_sequence()[1:]:
         colour, move = node.get_move()
         if colour is not None:
-            moves.append((BLACK if colour == "b" else WHITE,
-                          size * size if move is None else (size - 1 - move[0]) * size + move[1]))
+            moves.append((BLACK if colour == "b" else WHITE, sgf_action(move, size)))
     winner = BLACK if result.upper().startswith("B+") else WHITE if result.upper().startswith("W+") else EMPTY
     if result.upper().endswith("+R"):
         moves.append((3 - winner, -1))
