@@ -7,6 +7,9 @@ promoted generations of a training run are measured in order (the Elo-over-train
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/go_strength.py \\
         --models runs/go/alphago9/best.ckpt --opponents gnugo:1,gnugo:10 --games 20 --time-per-move 2
+
+``--playouts N`` searches N simulations a move instead (training-curve points that do not depend on
+the machine's load).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def main() -> None:
     parser.add_argument("--modes", default="policy,mcts", help="policy and/or mcts")
     parser.add_argument("--games", type=int, default=20)
     parser.add_argument("--time-per-move", type=float, default=2.0)
+    parser.add_argument("--playouts", type=int, default=None,
+                        help="search a fixed number of simulations a move instead of a time budget: results "
+                             "do not depend on the machine's load, so they can run beside training")
     parser.add_argument("--board", type=int, default=9)
     parser.add_argument("--komi", type=float, default=7.0)
     parser.add_argument("--sgf-dir", type=Path, default=None)
@@ -54,7 +60,8 @@ def main() -> None:
                    # the training compute behind this network: the Elo-over-training curve's x axis
                    "cpu_hours": meta["cpu_seconds"] / 3600 if "cpu_seconds" in meta else float("nan")}
         for mode in args.modes.split(","):
-            ours = f"ours:{model},policy" if mode == "policy" else f"ours:{model},time={args.time_per_move}"
+            budget = f"time={args.time_per_move}" if args.playouts is None else f"playouts={args.playouts}"
+            ours = f"ours:{model},policy" if mode == "policy" else f"ours:{model},{budget}"
             for opponent in args.opponents.split(","):
                 sgf_dir = None if args.sgf_dir is None else args.sgf_dir / f"{model.stem}_{mode}_{opponent}"
                 summary = run_match(ours, opponent, args.games, args.board, args.komi, sgf_dir,

@@ -226,11 +226,16 @@ def go_section(rules: dict | None, mcts: dict | None, baseline: dict | None, str
         frame = pd.DataFrame(strength["matches"])
         draws = ["draws"] if "draws" in frame else []  # older files lack draws and distinct games
         distinct = ["distinct_games"] if "distinct_games" in frame else []
-        columns = ["model", "mode", "opponent", "games", "wins", *draws, "win_rate", "ci95_low", "ci95_high", "elo",
-                   "s/move", *distinct]
+        # a run's generations: which run, which generation, the training compute behind each network
+        # (only for a run's generations: a single network's own metadata may not count its corpus)
+        training = ["run", "generation", "cpu_hours"] if "run" in frame and (frame["run"] != "").any() else []
+        columns = [*training, "model", "mode", "opponent", "games", "wins", *draws, "win_rate", "ci95_low",
+                   "ci95_high", "elo", "s/move", *distinct]
+        budget = f"{settings['time_per_move']:g} s a move" if settings.get("playouts") is None else \
+            f"{settings['playouts']} simulations a move"
         lines += [f"Trained networks against GNU Go ({settings['board']}x{settings['board']}, komi "
-                  f"{settings['komi']:g}, area scoring; mcts = policy + search at {settings['time_per_move']:g} s "
-                  f"a move). {settings.get('note', '').rstrip('.')}. "
+                  f"{settings['komi']:g}, area scoring; mcts = policy + search at {budget}). "
+                  f"{settings.get('note', '').rstrip('.')}. "
                   f"Command: `{settings.get('command', '?')}`. {stamp(strength)}",
                   "", markdown(frame[columns], digits=2), ""]
     if strengths and (plot := go_elo_plot([m for strength in strengths for m in strength["matches"]])):

@@ -52,6 +52,13 @@ def test_held_out_games_are_chosen_by_name_and_kept_whole(tmp_path):
     assert [is_held_out(p, fraction) for p in names] == [is_held_out(p, fraction) for p in names]
     with pytest.raises(DataError, match="outside the held-out split"):
         read_sgf_examples(only_chosen, size=5, history=2, holdout=fraction)
+    # a smaller corpus: the first files in name order
+    first_two = tmp_path / "first_two"
+    first_two.mkdir()
+    for path in names[:2]:
+        (first_two / path.name).write_bytes(path.read_bytes())
+    assert len(read_sgf_examples(tmp_path, size=5, history=2, max_files=2)[0]) == \
+        len(read_sgf_examples(first_two, size=5, history=2)[0])
 
 
 @pytest.mark.skipif(GNUGO is None, reason="GNU Go is not installed (apt-get install gnugo)")

@@ -143,10 +143,13 @@ def test_pretraining_reports_held_out_move_prediction(tmp_path):
                        for rows in (order[: len(data) // 2], order[len(data) // 2:]))
     trainer = Trainer(tmp_path / "run", TrainConfig(**(TINY | {"batch_size": 32, "learning_rate": 3e-3})))
     before = evaluate_examples(load_net(trainer.run_dir / trainer.state.latest)[0], held_out)
-    metrics = trainer.pretrain(train, steps=150, held_out=held_out)
+    metrics = trainer.pretrain(train, steps=150, held_out=held_out, corpus_cpu_seconds=1000.0)
     assert metrics["held_out_positions"] == len(held_out)
     assert metrics["held_out_policy_top1"] == 1.0 and before["policy_top1"] < 0.5
     assert metrics["held_out_policy_loss"] < before["policy_loss"] / 2
     assert metrics["held_out_value_sign_accuracy"] > 0.9
     state = json.loads((trainer.run_dir / "state.json").read_text())
     assert state["generation"] == 1 and state["pretraining"]["held_out_policy_top1"] == 1.0
+    # the expert games' compute is charged to the run and to the SL network (the Elo curve's x axis)
+    assert state["cpu_seconds"] == pytest.approx(1000.0 + metrics["train_s"])
+    assert load_net(trainer.run_dir / "generations" / "gen0001.ckpt")[1]["cpu_seconds"] == state["cpu_seconds"]

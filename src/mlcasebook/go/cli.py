@@ -138,6 +138,12 @@ def train(
     pretrain_steps: int = typer.Option(2000, min=1, help="Supervised steps on the SGF games."),
     pretrain_holdout: float = typer.Option(0.05, min=0.0, max=0.5, help="Share of the SGF games kept out of "
                                            "pretraining to measure move-prediction accuracy."),
+    pretrain_games: int = typer.Option(None, min=1, help="Only the first N SGF files in name order (a smaller "
+                                       "corpus, e.g. one `go corpus --seed`)."),
+    corpus_cpu_hours: float = typer.Option(0.0, min=0.0, help="CPU-hours that made the SGF games (a generated "
+                                           "corpus: about 10 CPU-seconds a GNU Go level-10 game on 9x9), added "
+                                           "to the run's compute so comparisons at equal compute count the "
+                                           "expert data; 0 for human games."),
     board: int = typer.Option(None, min=5, max=19, help="Board size (new runs; default 9)."),
     komi: float = typer.Option(None, help="Komi (default 7)."),
     channels: int = typer.Option(None, min=4, help="Network width (default 64)."),
@@ -166,6 +172,9 @@ def train(
     given = {k: v for k, v in given.items() if v is not None}
     if iterations is None and hours is None and pretrain_sgf is None:
         raise CasebookError("say how long to train", hint="--iterations N or --hours H")
+    if pretrain_sgf is None and (pretrain_games is not None or corpus_cpu_hours):
+        raise CasebookError("--pretrain-games and --corpus-cpu-hours describe the SGF corpus",
+                            hint="add --pretrain-sgf FOLDER, or drop them")
     if (run / "state.json").exists():
         trainer = Trainer(run, track_mlflow=track)
         stored = asdict(trainer.config)
@@ -180,8 +189,8 @@ def train(
 
         config = trainer.config
         examples, held_out, skipped = read_sgf_examples(pretrain_sgf, config.size, config.history,
-                                                        config.liberties, pretrain_holdout)
-        metrics = trainer.pretrain(examples, pretrain_steps, held_out)
+                                                        config.liberties, pretrain_holdout, pretrain_games)
+        metrics = trainer.pretrain(examples, pretrain_steps, held_out, corpus_cpu_hours * 3600)
         typer.echo(f"pretrained on {len(examples)} positions ({len(skipped)} files skipped): "
                    f"policy loss {metrics['loss_policy']:.3f}, value loss {metrics['loss_value']:.3f}")
         if held_out is not None:

@@ -86,10 +86,12 @@ def is_held_out(path: Path, fraction: float) -> bool:
 
 
 def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: bool = True,
-                      holdout: float = 0.0) -> tuple[Examples, Examples | None, dict]:
+                      holdout: float = 0.0, max_files: int | None = None) -> tuple[Examples, Examples | None, dict]:
     """Every position of every usable game in ``folder`` as supervised examples: (train, held_out,
     skipped). A ``holdout`` fraction of the games (by file name, see ``is_held_out``) is kept apart
     to measure move-prediction accuracy; ``held_out`` is None when no game falls there.
+    ``max_files``: only the first files in name order (a smaller corpus, e.g. one seed of
+    `mlcasebook go corpus`, for training at a smaller compute budget).
 
     Policy target: the move played (one-hot), except on moves marked as random openings
     (``RANDOM_OPENING_COMMENT``), which only serve as value targets. Value: the recorded result
@@ -99,7 +101,7 @@ def read_sgf_examples(folder: Path, size: int = 9, history: int = 4, liberties: 
     """
     from sgfmill import sgf
 
-    files = sorted(Path(folder).rglob("*.sgf"))
+    files = sorted(Path(folder).rglob("*.sgf"))[:max_files]
     if not files:
         raise DataError(f"no .sgf files under {folder}", hint="generate some with `mlcasebook go corpus`")
     parts: dict[bool, list[Examples]] = {False: [], True: []}

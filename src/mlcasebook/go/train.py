@@ -122,7 +122,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             torch.manual_seed(self.config.seed)
             initial = GoNet(self.config.net())
-            save_net(self._generation_path(0), initial, {"generation": 0})
+            save_net(self._generation_path(0), initial, {"generation": 0, "cpu_seconds": 0.0})
             save_net(self.run_dir / self.state.latest, initial, {"iteration": 0})
             self._commit()
             self._publish_best()
@@ -244,21 +244,26 @@ class Trainer:
         metrics = {f"loss_{k}": v / max(1, steps) for k, v in sums.items()} | {"replay_positions": len(data)}
         return metrics, seconds, name
 
-    def pretrain(self, examples: Examples, steps: int, held_out: Examples | None = None) -> dict:
+    def pretrain(self, examples: Examples, steps: int, held_out: Examples | None = None,
+                 corpus_cpu_seconds: float = 0.0) -> dict:
         """AlphaGo's first stage: supervised learning from expert games, before any self-play.
         The result becomes the best network (generation 1) that self-play then improves.
-        ``held_out`` games (never trained on) measure move-prediction accuracy and value error."""
+        ``held_out`` games (never trained on) measure move-prediction accuracy and value error.
+        ``corpus_cpu_seconds``: the compute that made the expert games (GNU Go's, for a generated
+        corpus), charged to the run so that SL, SL + self-play and Zero compare at equal compute."""
         if self.state.iteration > 0 or self.state.pretraining is not None:
             raise CasebookError(f"{self.run_dir} has already trained", hint="pretrain a fresh --run folder")
         metrics, seconds, name = self.train_steps(0, examples, steps, out_name="nets/pretrained.ckpt", cosine=True)
         net, _ = load_net(self.run_dir / name)
         if held_out is not None:
             metrics |= {f"held_out_{k}": v for k, v in evaluate_examples(net, held_out).items()}
+        cpu_seconds = self.state.cpu_seconds + corpus_cpu_seconds + seconds
         save_net(self._generation_path(1), net, {"generation": 1, "pretrained_positions": len(examples),
-                                                 "cpu_seconds": self.state.cpu_seconds + seconds})
+                                                 "cpu_seconds": cpu_seconds})
         self.state.generation, self.state.latest = 1, name
-        self.state.pretraining = metrics | {"positions": len(examples), "steps": steps, "train_s": seconds}
-        self.state.cpu_seconds += seconds
+        self.state.pretraining = metrics | {"positions": len(examples), "steps": steps, "train_s": seconds,
+                                            "corpus_cpu_s": corpus_cpu_seconds}
+        self.state.cpu_seconds = cpu_seconds
         self._commit()
         self._after_commit()
         return self.state.pretraining
