@@ -18,11 +18,13 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 def test_match_command_writes_sgf_and_json(tmp_path):
     result = run("match", "random:1", "random:2", "--games", "2", "--board", "5", "--komi", "0.5",
-                 "--sgf-dir", str(tmp_path / "sgf"), "--json", str(tmp_path / "m.json"))
+                 "--sgf-dir", str(tmp_path / "sgf"), "--json", str(tmp_path / "m.json"), "--note", "two randoms")
     assert result.returncode == 0, result.stderr
     assert "win rate" in result.stdout
     summary = json.loads((tmp_path / "m.json").read_text())
-    assert summary["games"] == 2 and summary["board"] == 5
+    assert summary["games"] == 2 and summary["board"] == 5 and summary["note"] == "two randoms"
+    # the JSON says how to reproduce it
+    assert summary["command"].startswith("OMP_NUM_THREADS=1 mlcasebook go match random:1 random:2 --games 2 --board 5")
     assert len(list((tmp_path / "sgf").glob("*.sgf"))) == 2
 
 
@@ -32,6 +34,7 @@ def test_match_command_writes_sgf_and_json(tmp_path):
     (("gtp", "--model", "/nonexistent.ckpt"), "checkpoint not found"),
     (("gtp", "--rollouts", "--model", "x.ckpt"), "--rollouts searches without a network"),
     (("train", "--run", "RUN"), "say how long to train"),
+    (("train", "--run", "RUN", "--hours", "1", "--corpus-cpu-hours", "2"), "describe the SGF corpus"),
 ])
 def test_bad_input_is_a_one_line_error(args, message, tmp_path):
     args = tuple(str(tmp_path / "run") if a == "RUN" else a for a in args)

@@ -76,6 +76,7 @@ def match(
     json_out: Path = typer.Option(None, "--json", help="Write the summary (and per-game notes) as JSON."),
     parallel: int = typer.Option(1, min=1, help="Games played at once, each with its own engine processes "
                                  "(our engine gets another seed per stream). One per core."),
+    note: str = typer.Option("", help="What the engines are, kept in the --json file."),
 ) -> None:
     """Play a match between two GTP engines, refereed and scored by our Tromp-Taylor rules."""
     from rich.console import Console
@@ -107,7 +108,21 @@ def match(
     for note in summary.notes:
         console.print(f"[dim]{note}[/]")
     if json_out is not None:
-        write_json(json_out, summary.as_dict() | {"board": board, "komi": komi})
+        import os
+        import shlex
+        import time
+
+        # enough to reproduce the figure: the command line (with the thread setting) and when it ran
+        threads = os.environ.get("OMP_NUM_THREADS")
+        args = [first, second, "--games", str(games), "--board", str(board), "--komi", f"{komi:g}"]
+        args += ["--parallel", str(parallel)] if parallel > 1 else []
+        args += ["--sgf-dir", str(sgf_dir)] if sgf_dir is not None else []
+        args += ["--max-moves", str(max_moves)] if max_moves is not None else []
+        args += ["--json", str(json_out)] + (["--note", note] if note else [])
+        command = (f"OMP_NUM_THREADS={threads} " if threads else "") + "mlcasebook go match " + \
+            " ".join(shlex.quote(a) for a in args)
+        write_json(json_out, summary.as_dict() | {"board": board, "komi": komi, "command": command, "note": note,
+                                                  "date": time.strftime("%Y-%m-%d %H:%M")})
 
 
 @app.command()
