@@ -156,16 +156,16 @@ def derm_section(derm: dict) -> list[str]:
 
 
 def go_elo_plot(matches: list[dict]) -> Path | None:
-    """Elo against each opponent over training compute, one line per run x mode (the chapter's lesson:
-    SL, SL + self-play and Zero side by side; raw policy against policy + search). None until some
-    run has two measured generations."""
+    """Elo against each opponent over training compute, one line per run x mode x opponent (the
+    chapter's lesson: SL, SL + self-play and Zero side by side; raw policy against policy + search).
+    None until some run has two measured generations."""
     frame = pd.DataFrame(matches)
     if "cpu_hours" not in frame:
         return None
     frame = frame[frame["cpu_hours"].notna() & (frame["run"] != "")]
-    groups = [(key, part.sort_values("cpu_hours")) for key, part in frame.groupby(["run", "mode", "opponent"])
-              if len(part) >= 2]
-    if not groups:
+    # a run measured once (e.g. an SL-only network) is a lone point beside the curves
+    groups = [(key, part.sort_values("cpu_hours")) for key, part in frame.groupby(["run", "mode", "opponent"])]
+    if not any(len(part) >= 2 for _, part in groups):
         return None
     import matplotlib
 

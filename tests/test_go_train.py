@@ -46,6 +46,9 @@ def test_one_iteration_then_resume(tmp_path):
     record = state.history[0]
     for key in ("loss_policy", "loss_value", "loss_ownership", "gate_win_rate", "false_resigns", "selfplay_cpu_s"):
         assert key in record
+    # a new run has measured no false-resign rate yet, so its first games are played out
+    assert record["resign_enabled"] is False and record["resigned_games"] == 0
+    assert record["train_steps"] == trainer.config.steps_for(record["positions"]) == state.steps
     assert list((run / "replay").glob("it00001_w*.npz"))
     load_net(run / "best.ckpt")
     # a fresh process would see the committed state and continue from it
@@ -141,7 +144,7 @@ def test_pretraining_reports_held_out_move_prediction(tmp_path):
     order = np.random.default_rng(0).permutation(len(data))
     train, held_out = (Examples(*(getattr(data, f)[rows] for f in Examples.fields()))
                        for rows in (order[: len(data) // 2], order[len(data) // 2:]))
-    trainer = Trainer(tmp_path / "run", TrainConfig(**(TINY | {"batch_size": 32, "learning_rate": 3e-3})))
+    trainer = Trainer(tmp_path / "run", TrainConfig(**(TINY | {"batch_size": 32, "pretrain_learning_rate": 3e-3})))
     before = evaluate_examples(load_net(trainer.run_dir / trainer.state.latest)[0], held_out)
     metrics = trainer.pretrain(train, steps=150, held_out=held_out, corpus_cpu_seconds=1000.0)
     assert metrics["held_out_positions"] == len(held_out)
@@ -153,3 +156,42 @@ def test_pretraining_reports_held_out_move_prediction(tmp_path):
     # the expert games' compute is charged to the run and to the SL network (the Elo curve's x axis)
     assert state["cpu_seconds"] == pytest.approx(1000.0 + metrics["train_s"])
     assert load_net(trainer.run_dir / "generations" / "gen0001.ckpt")[1]["cpu_seconds"] == state["cpu_seconds"]
+
+
+def test_training_steps_follow_the_new_data():
+    config = TrainConfig(batch_size=128, steps_per_iteration=200, samples_per_position=8)
+    assert config.steps_for(800) == 50  # 8 samples for each of 800 new positions, in batches of 128
+    assert config.steps_for(10_000) == 200  # capped
+    assert config.steps_for(1) == 1
+    assert TrainConfig(steps_per_iteration=80, samples_per_position=0).steps_for(800) == 80
+
+
+def test_resignation_waits_for_a_measured_false_resign_rate():
+    from mlcasebook.go.train import resignation_allowed
+
+    def iteration(checks, false):
+        return {"false_resign_checks": checks, "false_resigns": false}
+
+    assert not resignation_allowed([])  # nothing measured: play games out
+    assert not resignation_allowed([iteration(6, 0)])  # too few checks to trust
+    assert resignation_allowed([iteration(12, 0)])
+    assert not resignation_allowed([iteration(12, 1)], max_false_rate=0.05)  # 8 % > 5 %
+    # the most recent iterations are pooled until there are enough checks
+    assert resignation_allowed([iteration(20, 5), iteration(30, 1), iteration(2, 0)])
+    assert not resignation_allowed([iteration(30, 0), iteration(8, 3), iteration(2, 0)])
+
+
+def test_self_play_without_resignation_plays_games_out():
+    from mlcasebook.go.mcts import RolloutEvaluator
+    from mlcasebook.go.selfplay import play_games
+
+    # a threshold every search crosses: with resignation on, games end by resignation at the first chance
+    config = SelfPlayConfig(size=5, komi=0.5, full_simulations=4, fast_simulations=2, history=2,
+                            resign_threshold=-1.0, min_resign_move=2, no_resign_fraction=0.0)
+    resigning = play_games(RolloutEvaluator(), config, 2, np.random.default_rng(0))
+    assert all(info.resigned and info.moves <= 4 for _, info in resigning)
+    from dataclasses import replace
+
+    played_out = play_games(RolloutEvaluator(), replace(config, resign_enabled=False), 2, np.random.default_rng(0))
+    assert all(not info.resigned and info.resign_disabled for _, info in played_out)
+    assert all(info.would_resign is not None for _, info in played_out)  # each is a false-resign check

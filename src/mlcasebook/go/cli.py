@@ -167,7 +167,13 @@ def train(
     workers: int = typer.Option(None, min=1, help="Self-play processes (default 2)."),
     full_simulations: int = typer.Option(None, min=1, help="Simulations of a full search (default 200)."),
     fast_simulations: int = typer.Option(None, min=1, help="Simulations of a fast search (default 40)."),
-    steps_per_iteration: int = typer.Option(None, min=1, help="Training steps per iteration (default 200)."),
+    steps_per_iteration: int = typer.Option(None, min=1, help="Most training steps per iteration (default 200)."),
+    samples_per_position: float = typer.Option(None, min=0.0, help="Training samples per new self-play position, "
+                                               "which sets the steps of an iteration (default 8, KataGo's "
+                                               "synchronous value; 0: always --steps-per-iteration)."),
+    learning_rate: float = typer.Option(None, min=0.0, help="Learning rate of self-play training (default 1e-3; "
+                                        "lower it to fine-tune a pretrained network, whose own schedule ended "
+                                        "near 0)."),
     gate_games: int = typer.Option(None, min=0, help="Gating games candidate vs best (default 20; 0: always "
                                    "promote)."),
     seed: int = typer.Option(None, help="Seed (default 0)."),
@@ -183,6 +189,7 @@ def train(
     given = {"size": board, "komi": komi, "channels": channels, "blocks": blocks,
              "games_per_iteration": games_per_iteration, "workers": workers, "full_simulations": full_simulations,
              "fast_simulations": fast_simulations, "steps_per_iteration": steps_per_iteration,
+             "samples_per_position": samples_per_position, "learning_rate": learning_rate,
              "gate_games": gate_games, "seed": seed}
     given = {k: v for k, v in given.items() if v is not None}
     if iterations is None and hours is None and pretrain_sgf is None:

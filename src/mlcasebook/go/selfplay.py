@@ -31,6 +31,9 @@ class SelfPlayConfig:
     resign_threshold: float = 0.9
     min_resign_move: int = 10
     no_resign_fraction: float = 0.1  # games played out to measure the false-resign rate
+    # False: every game is played out (and measures the false-resign rate); the trainer turns
+    # resignation on only once that rate is measured low (see train.resignation_allowed)
+    resign_enabled: bool = True
     max_moves_factor: int = 3  # games are cut at factor·N² moves (never reached in practice)
     batch_size: int = 8
     history: int = 4
@@ -99,7 +102,8 @@ def play_games(evaluator: Evaluator, config: SelfPlayConfig, games: int,
     together (``search_together``), so the network evaluates leaves of all games in one batch."""
     mcts_config = MCTSConfig(batch_size=config.batch_size, forced_playouts_k=config.forced_playouts_k)
     running = [_Game(GoState(config.size, config.komi), MCTS(evaluator, mcts_config, seed=int(rng.integers(2**31))),
-                     GameInfo(0, "", False, rng.random() < config.no_resign_fraction)) for _ in range(games)]
+                     GameInfo(0, "", False, rng.random() < config.no_resign_fraction or not config.resign_enabled))
+               for _ in range(games)]
     every = list(running)
     cap = config.max_moves_factor * config.size * config.size
     while running:

@@ -33,8 +33,8 @@ from .train import TrainConfig, Trainer
 
 SIZE, KOMI, SEED = 5, 0.5, 0
 QUICK = dict(size=SIZE, komi=KOMI, channels=32, blocks=3, history=2, games_per_iteration=12, workers=1,
-             full_simulations=48, fast_simulations=12, steps_per_iteration=80, batch_size=64, gate_games=0,
-             learning_rate=2e-3, seed=SEED)
+             full_simulations=48, fast_simulations=12, steps_per_iteration=80, samples_per_position=0, batch_size=64,
+             gate_games=0, learning_rate=2e-3, seed=SEED)
 NINE_PLAYOUTS = 64  # the shipped net's search per move in the tour game (~0.2 s a move here)
 SMOKE = QUICK | dict(channels=8, blocks=1, games_per_iteration=2, full_simulations=6, fast_simulations=3,
                      steps_per_iteration=3, batch_size=16)

@@ -53,21 +53,53 @@ class TrainConfig:
     fast_simulations: int = 40
     full_search_probability: float = 0.25
     replay_iterations: int = 20  # the window: examples from the last N iterations
-    steps_per_iteration: int = 200
+    steps_per_iteration: int = 200  # at most; see samples_per_position
+    # training samples drawn per new self-play position (KataGo's -max-train-bucket-per-new-data:
+    # 8 in its synchronous loop): more reuse overfits the few games an iteration plays (a first
+    # self-play run from an SL net, at ~16x reuse and the full learning rate, lost both its gates:
+    # 0.40 and 0.15). 0: always steps_per_iteration
+    samples_per_position: float = 8.0
+    max_false_resign: float = 0.05  # AlphaGo Zero's bound on the false-resign rate
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # self-play training
+    pretrain_learning_rate: float = 1e-3  # the supervised stage's peak (cosine-decayed to 0)
     weight_decay: float = 1e-4
     gate_games: int = 20
     gate_simulations: int = 100
     gate_threshold: float = 0.55
     seed: int = 0
 
-    def selfplay(self) -> SelfPlayConfig:
+    def selfplay(self, resign_enabled: bool = True) -> SelfPlayConfig:
         return SelfPlayConfig(self.size, self.komi, self.full_simulations, self.fast_simulations,
-                              self.full_search_probability, history=self.history, liberties=self.liberties)
+                              self.full_search_probability, history=self.history, liberties=self.liberties,
+                              resign_enabled=resign_enabled)
+
+    def steps_for(self, new_positions: int) -> int:
+        """Training steps after an iteration that produced ``new_positions`` examples."""
+        if self.samples_per_position <= 0:
+            return self.steps_per_iteration
+        return max(1, min(self.steps_per_iteration, math.ceil(self.samples_per_position * new_positions
+                                                               / self.batch_size)))
 
     def net(self) -> NetConfig:
         return NetConfig(self.channels, self.blocks, self.history, liberties=self.liberties)
+
+
+def resignation_allowed(history: list[dict], max_false_rate: float = 0.05, min_checks: int = 10) -> bool:
+    """Whether self-play may resign, from the false-resign rate measured so far (AlphaGo Zero kept
+    it under 5 %). Played-out games in which a side's value fell below the threshold are the
+    checks; the most recent iterations are pooled until ``min_checks`` of them. Without enough
+    evidence resignation stays off, so a young network, whose values are noise, plays its games out
+    (measured without this: a Zero run resigned 10 of 16 games with its random first network; by the
+    third iteration its value net favoured Black so strongly that White resigned every game at
+    about move 11, and not one played-out game had checked a resignation)."""
+    checks = false = 0
+    for record in reversed(history):
+        checks += record.get("false_resign_checks", 0)
+        false += record.get("false_resigns", 0)
+        if checks >= min_checks:
+            break
+    return checks >= min_checks and false <= max_false_rate * checks
 
 
 @dataclass
@@ -176,19 +208,20 @@ class Trainer:
         return Examples.concat(parts)
 
     # ---------------------------------------------------------------- the three phases
-    def self_play(self, iteration: int, pool: ProcessPoolExecutor | None = None) -> tuple[int, list[dict], float]:
+    def self_play(self, iteration: int, pool: ProcessPoolExecutor | None = None,
+                  resign_enabled: bool = True) -> tuple[int, list[dict], float]:
         """This iteration's games with the best network, in ``pool``'s processes (inline without one)."""
         cfg = self.config
         workers = self._workers()
         shares = [cfg.games_per_iteration // workers + (w < cfg.games_per_iteration % workers) for w in range(workers)]
         seeds = [cfg.seed * 1_000_003 + iteration * 101 + w for w in range(workers)]
         best = str(self.best_path())
+        play = cfg.selfplay(resign_enabled)
         started = time.perf_counter()
         if pool is None:
-            results = [_worker_games(best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds, strict=True)]
+            results = [_worker_games(best, play, n, s) for n, s in zip(shares, seeds, strict=True)]
         else:
-            futures = [pool.submit(_worker_games, best, cfg.selfplay(), n, s) for n, s in zip(shares, seeds,
-                                                                                               strict=True)]
+            futures = [pool.submit(_worker_games, best, play, n, s) for n, s in zip(shares, seeds, strict=True)]
             results = [f.result() for f in futures]
         seconds = time.perf_counter() - started
         positions, infos = 0, []
@@ -202,7 +235,8 @@ class Trainer:
         return max(1, min(self.config.workers, self.config.games_per_iteration))
 
     def train_steps(self, iteration: int, data: Examples | None = None, steps: int | None = None,
-                    out_name: str | None = None, cosine: bool = False) -> tuple[dict, float, str]:
+                    out_name: str | None = None, cosine: bool = False,
+                    learning_rate: float | None = None) -> tuple[dict, float, str]:
         """``steps`` minibatch updates of the latest network on ``data`` (default: the replay
         window), saved as a new file (not yet committed); returns metrics, CPU seconds, its name.
 
@@ -215,13 +249,14 @@ class Trainer:
         steps = cfg.steps_per_iteration if steps is None else steps
         net, _ = load_net(self.run_dir / self.state.latest)
         net.train()
-        optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        peak = cfg.learning_rate if learning_rate is None else learning_rate
+        optimizer = torch.optim.AdamW(net.parameters(), lr=peak, weight_decay=cfg.weight_decay)
         started = time.process_time()  # CPU time of every thread of this process: the budget's unit
         sums: dict[str, float] = {}
         for step in track(range(steps), f"training (iteration {iteration})"):
             if cosine:
                 for group in optimizer.param_groups:
-                    group["lr"] = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))
+                    group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * step / steps))
             index = rng.integers(0, len(data), size=min(cfg.batch_size, len(data)))
             symmetry = int(rng.integers(8))  # one random symmetry per batch: cheap augmentation
             planes = transform(torch.from_numpy(data.planes[index].astype(np.float32)), symmetry)
@@ -253,7 +288,8 @@ class Trainer:
         corpus), charged to the run so that SL, SL + self-play and Zero compare at equal compute."""
         if self.state.iteration > 0 or self.state.pretraining is not None:
             raise CasebookError(f"{self.run_dir} has already trained", hint="pretrain a fresh --run folder")
-        metrics, seconds, name = self.train_steps(0, examples, steps, out_name="nets/pretrained.ckpt", cosine=True)
+        metrics, seconds, name = self.train_steps(0, examples, steps, out_name="nets/pretrained.ckpt", cosine=True,
+                                                  learning_rate=self.config.pretrain_learning_rate)
         net, _ = load_net(self.run_dir / name)
         if held_out is not None:
             metrics |= {f"held_out_{k}": v for k, v in evaluate_examples(net, held_out).items()}
@@ -314,8 +350,10 @@ class Trainer:
             run.params(asdict(self.config))
             while (iterations is None or done < iterations) and (deadline is None or time.monotonic() < deadline):
                 iteration = self.state.iteration + 1
-                positions, infos, selfplay_cpu = self.self_play(iteration, pool)
-                metrics, train_seconds, candidate = self.train_steps(iteration)
+                resign_enabled = resignation_allowed(self.state.history, self.config.max_false_resign)
+                positions, infos, selfplay_cpu = self.self_play(iteration, pool, resign_enabled)
+                steps = self.config.steps_for(positions)
+                metrics, train_seconds, candidate = self.train_steps(iteration, steps=steps)
                 win_rate, gate_seconds = self.gate(iteration, candidate)
                 promoted = win_rate >= self.config.gate_threshold
                 if promoted:
@@ -331,6 +369,7 @@ class Trainer:
                     "iteration": iteration, "games": len(infos), "positions": positions,
                     "mean_game_length": float(np.mean([i["moves"] for i in infos])),
                     "black_win_rate": float(np.mean([i["result"].startswith("B") for i in infos])),
+                    "resign_enabled": resign_enabled, "train_steps": steps,
                     "resigned_games": int(sum(i["resigned"] for i in infos)),
                     "false_resign_checks": len(no_resign),
                     "false_resigns": int(sum(i["false_resign"] for i in no_resign)),
@@ -341,7 +380,7 @@ class Trainer:
                 self.state.iteration = iteration
                 self.state.games += len(infos)
                 self.state.positions += positions
-                self.state.steps += self.config.steps_per_iteration
+                self.state.steps += steps
                 self.state.cpu_seconds += selfplay_cpu + train_seconds + gate_seconds
                 self.state.history.append(record)
                 self.state.latest = candidate
