@@ -181,17 +181,21 @@ def test_resignation_waits_for_a_measured_false_resign_rate():
     assert not resignation_allowed([iteration(30, 0), iteration(8, 3), iteration(2, 0)])
 
 
-def test_self_play_without_resignation_plays_games_out():
+def test_self_play_resigns_late_and_only_when_allowed():
+    from dataclasses import replace
+
     from mlcasebook.go.mcts import RolloutEvaluator
     from mlcasebook.go.selfplay import play_games
 
-    # a threshold every search crosses: with resignation on, games end by resignation at the first chance
+    # a threshold almost every search crosses: with resignation on, a game ends at the first chance,
+    # which is move N²/5 = 5 here (and after two hopeless moves of the side in a row)
     config = SelfPlayConfig(size=5, komi=0.5, full_simulations=4, fast_simulations=2, history=2,
-                            resign_threshold=-1.0, min_resign_move=2, no_resign_fraction=0.0)
+                            resign_threshold=-1.0, min_resign_fraction=0.2, resign_consecutive=2,
+                            no_resign_fraction=0.0)
     resigning = play_games(RolloutEvaluator(), config, 2, np.random.default_rng(0))
-    assert all(info.resigned and info.moves <= 4 for _, info in resigning)
-    from dataclasses import replace
-
+    assert all(info.resigned and 5 <= info.moves <= 9 for _, info in resigning)
     played_out = play_games(RolloutEvaluator(), replace(config, resign_enabled=False), 2, np.random.default_rng(0))
-    assert all(not info.resigned and info.resign_disabled for _, info in played_out)
-    assert all(info.would_resign is not None for _, info in played_out)  # each is a false-resign check
+    for _, info in played_out:
+        assert not info.resigned and info.resign_disabled and info.would_resign_move >= 5
+        # a check of the rule only if resigning would have cut N²/4 moves or more
+        assert info.resign_check == (info.moves - info.would_resign_move >= 25 / 4)

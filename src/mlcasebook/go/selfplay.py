@@ -29,7 +29,10 @@ class SelfPlayConfig:
     fast_simulations: int = 40
     full_search_probability: float = 0.25  # KataGo: 1 move in 4 gets the full search and a policy target
     resign_threshold: float = 0.9
-    min_resign_move: int = 10
+    # no resignation in the first half of a game's usual length (N²/2 moves): a weak net's values
+    # are least reliable early, and a game resigned later still teaches its first N²/2 moves
+    min_resign_fraction: float = 0.5
+    resign_consecutive: int = 3  # the side's value must stay below the threshold this many own moves
     no_resign_fraction: float = 0.1  # games played out to measure the false-resign rate
     # False: every game is played out (and measures the false-resign rate); the trainer turns
     # resignation on only once that rate is measured low (see train.resignation_allowed)
@@ -75,7 +78,12 @@ class GameInfo:
     resigned: bool
     resign_disabled: bool
     would_resign: int | None = None  # colour that would have resigned (in a no-resign game)
+    would_resign_move: int | None = None
     false_resign: bool = False  # ... and won all the same
+    # a played-out game where resigning would have cut at least N²/4 moves: a check of the
+    # resignation rule (near the end the search sees the final score, so a would-resign there is
+    # always right and says nothing about the early resignations that matter)
+    resign_check: bool = False
     full_searches: int = 0
     actions: list[int] = field(default_factory=list)
 
@@ -90,6 +98,7 @@ class _Game:
     positions: list = field(default_factory=list)  # (planes, policy, weight, colour)
     full: bool = False
     temperature: float = 1.0
+    hopeless: dict = field(default_factory=lambda: {1: 0, 2: 0})  # consecutive own moves below the threshold
 
 
 def play_game(evaluator: Evaluator, config: SelfPlayConfig, rng: np.random.Generator) -> tuple[Examples, GameInfo]:
@@ -126,13 +135,16 @@ def play_games(evaluator: Evaluator, config: SelfPlayConfig, games: int,
 def _advance(game: _Game, result, config: SelfPlayConfig, rng: np.random.Generator) -> None:
     """Record the searched position and play the chosen move (or resign)."""
     state, info = game.state, game.info
-    if result.best_value < -config.resign_threshold and state.move_number >= config.min_resign_move:
+    low = result.best_value < -config.resign_threshold
+    game.hopeless[state.to_play] = game.hopeless[state.to_play] + 1 if low else 0
+    if (game.hopeless[state.to_play] >= config.resign_consecutive
+            and state.move_number >= config.min_resign_fraction * config.size ** 2):
         if not info.resign_disabled:
             state.resign()
             info.resigned = True
             return
         if info.would_resign is None:
-            info.would_resign = state.to_play
+            info.would_resign, info.would_resign_move = state.to_play, state.move_number
     policy = np.zeros(state.num_actions, dtype=np.float32)
     for action, visits in (result.policy_target or result.visits).items():
         policy[action] = visits
@@ -151,6 +163,7 @@ def _examples(game: _Game, config: SelfPlayConfig) -> Examples:
     winner = state.winner()
     if info.would_resign is not None:
         info.false_resign = winner == info.would_resign
+        info.resign_check = info.moves - info.would_resign_move >= config.size ** 2 / 4
     owner = state.area_owner()  # Tromp-Taylor, Black positive
     margin = state.score() / (config.size * config.size) if state.resigned is None else \
         (1.0 if winner == BLACK else -1.0) * 0.5  # a resigned game: the margin is unknown, call it large

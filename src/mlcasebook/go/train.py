@@ -87,9 +87,10 @@ class TrainConfig:
 
 def resignation_allowed(history: list[dict], max_false_rate: float = 0.05, min_checks: int = 10) -> bool:
     """Whether self-play may resign, from the false-resign rate measured so far (AlphaGo Zero kept
-    it under 5 %). Played-out games in which a side's value fell below the threshold are the
-    checks; the most recent iterations are pooled until ``min_checks`` of them. Without enough
-    evidence resignation stays off, so a young network, whose values are noise, plays its games out
+    it under 5 %). Played-out games in which a side would have resigned well before the end are the
+    checks (``GameInfo.resign_check``); the most recent iterations are pooled until ``min_checks``
+    of them. Without enough evidence resignation stays off, so a young network, whose values are
+    noise, plays its games out
     (measured without this: a Zero run resigned 10 of 16 games with its random first network; by the
     third iteration its value net favoured Black so strongly that White resigned every game at
     about move 11, and not one played-out game had checked a resignation)."""
@@ -364,7 +365,7 @@ class Trainer:
                     # every promoted network is kept (a few MB each) for the Elo-over-training curve
                     save_net(self._generation_path(self.state.generation + 1), net, meta)
                     self.state.generation += 1
-                no_resign = [i for i in infos if i["resign_disabled"] and i["would_resign"] is not None]
+                no_resign = [i for i in infos if i["resign_disabled"] and i["resign_check"]]
                 record = metrics | {
                     "iteration": iteration, "games": len(infos), "positions": positions,
                     "mean_game_length": float(np.mean([i["moves"] for i in infos])),
