@@ -101,19 +101,19 @@ def evaluate(args) -> None:
     note = f"the chapter's lesson at equal compute ({args.budget:g} CPU-hours a run, benchmarks/go_lesson.py)"
     jobs = [
         [*strength, "--models", ",".join(map(str, sl_models)), "--opponents", "gnugo:1",
-         "--out", "docs/results/go_strength_lesson_sl.json",
+         "--out", str(args.out_dir / "go_strength_lesson_sl.json"),
          "--note", f"AlphaGo's side of {note}: run sl (SL, then self-play) and run sl-only"],
         [*strength, "--run", str(root / "zero"), "--opponents", "random",
-         "--out", "docs/results/go_strength_lesson_zero.json",
+         "--out", str(args.out_dir / "go_strength_lesson_zero.json"),
          "--note", f"AlphaGo Zero's side of {note}: self-play from a random network"],
         [*strength, "--models", str(root / "zero" / "best.ckpt"), "--opponents", "gnugo:1",
-         "--out", "docs/results/go_strength_lesson_zero_l1.json",
+         "--out", str(args.out_dir / "go_strength_lesson_zero_l1.json"),
          "--note", f"AlphaGo Zero's best network of {note}, against the SL runs' opponent"],
         [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}", f"ours:{root / 'sl-only' / 'best.ckpt'}{ours}",
-         "--json", "docs/results/go_match_lesson_sl_vs_sl_only.json",
+         "--json", str(args.out_dir / "go_match_lesson_sl_vs_sl_only.json"),
          "--note", f"SL + self-play against SL only, {note}"],
         [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}", f"ours:{root / 'zero' / 'best.ckpt'}{ours}",
-         "--json", "docs/results/go_match_lesson_sl_vs_zero.json",
+         "--json", str(args.out_dir / "go_match_lesson_sl_vs_zero.json"),
          "--note", f"SL + self-play against AlphaGo Zero, {note}"],
     ]
     with ThreadPoolExecutor(2) as pool:  # two matches at a time: one core each
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--sl-only-steps", type=int, default=800)
     parser.add_argument("--playouts", type=int, default=100, help="simulations a move in the evaluation")
     parser.add_argument("--games", type=int, default=10, help="games per evaluation match")
+    parser.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where evaluation JSON goes")
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     if args.stage == "train":
