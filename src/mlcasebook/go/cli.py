@@ -105,8 +105,8 @@ def match(
     if summary.distinct_games < summary.games:
         console.print(f"[yellow]only {summary.distinct_games} distinct games of {summary.games}: the engines "
                       "repeat themselves, so the interval above is too narrow[/]")
-    for note in summary.notes:
-        console.print(f"[dim]{note}[/]")
+    for message in summary.notes:
+        console.print(f"[dim]{message}[/]")
     if json_out is not None:
         import os
         import shlex
