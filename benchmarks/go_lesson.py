@@ -99,25 +99,29 @@ def evaluate(args) -> None:
     ours = f",playouts={args.playouts}"
     match = [python, "-m", "mlcasebook", "go", "match", "--games", str(args.games)]
     note = f"the chapter's lesson at equal compute ({args.budget:g} CPU-hours a run, benchmarks/go_lesson.py)"
-    jobs = [
-        [*strength, "--models", ",".join(map(str, sl_models)), "--opponents", "gnugo:1",
-         "--out", str(args.out_dir / "go_strength_lesson_sl.json"),
-         "--note", f"AlphaGo's side of {note}: run sl (SL, then self-play) and run sl-only"],
-        [*strength, "--run", str(root / "zero"), "--opponents", "random",
-         "--out", str(args.out_dir / "go_strength_lesson_zero.json"),
-         "--note", f"AlphaGo Zero's side of {note}: self-play from a random network"],
-        [*strength, "--models", str(root / "zero" / "best.ckpt"), "--opponents", "gnugo:1",
-         "--out", str(args.out_dir / "go_strength_lesson_zero_l1.json"),
-         "--note", f"AlphaGo Zero's best network of {note}, against the SL runs' opponent"],
-        [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}", f"ours:{root / 'sl-only' / 'best.ckpt'}{ours}",
-         "--json", str(args.out_dir / "go_match_lesson_sl_vs_sl_only.json"),
-         "--note", f"SL + self-play against SL only, {note}"],
-        [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}", f"ours:{root / 'zero' / 'best.ckpt'}{ours}",
-         "--json", str(args.out_dir / "go_match_lesson_sl_vs_zero.json"),
-         "--note", f"SL + self-play against AlphaGo Zero, {note}"],
-    ]
+    jobs = {
+        "sl": [*strength, "--models", ",".join(map(str, sl_models)), "--opponents", "gnugo:1",
+               "--out", str(args.out_dir / "go_strength_lesson_sl.json"),
+               "--note", f"AlphaGo's side of {note}: run sl (SL, then self-play) and run sl-only"],
+        "zero": [*strength, "--run", str(root / "zero"), "--opponents", "random",
+                 "--out", str(args.out_dir / "go_strength_lesson_zero.json"),
+                 "--note", f"AlphaGo Zero's side of {note}: self-play from a random network"],
+        "zero-l1": [*strength, "--models", str(root / "zero" / "best.ckpt"), "--opponents", "gnugo:1",
+                    "--out", str(args.out_dir / "go_strength_lesson_zero_l1.json"),
+                    "--note", f"AlphaGo Zero's best network of {note}, against the SL runs' opponent"],
+        "sl-vs-sl-only": [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}",
+                          f"ours:{root / 'sl-only' / 'best.ckpt'}{ours}",
+                          "--json", str(args.out_dir / "go_match_lesson_sl_vs_sl_only.json"),
+                          "--note", f"SL + self-play against SL only, {note}"],
+        "sl-vs-zero": [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}", f"ours:{root / 'zero' / 'best.ckpt'}{ours}",
+                       "--json", str(args.out_dir / "go_match_lesson_sl_vs_zero.json"),
+                       "--note", f"SL + self-play against AlphaGo Zero, {note}"],
+    }
+    unknown = set(args.jobs) - set(jobs)
+    if unknown:
+        raise SystemExit(f"unknown --jobs {sorted(unknown)}; choose from {sorted(jobs)}")
     with ThreadPoolExecutor(2) as pool:  # two matches at a time: one core each
-        for future in [pool.submit(run, job, root / "evaluate.log") for job in jobs]:
+        for future in [pool.submit(run, jobs[name], root / "evaluate.log") for name in args.jobs or jobs]:
             future.result()
 
 
@@ -136,6 +140,9 @@ def main() -> None:
     parser.add_argument("--playouts", type=int, default=100, help="simulations a move in the evaluation")
     parser.add_argument("--games", type=int, default=10, help="games per evaluation match")
     parser.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where evaluation JSON goes")
+    parser.add_argument("--jobs", type=lambda text: text.split(","), default=[],
+                        help="evaluate only these (comma-separated: sl, zero, zero-l1, sl-vs-sl-only, sl-vs-zero), "
+                             "e.g. the sl side while zero still trains")
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     if args.stage == "train":
