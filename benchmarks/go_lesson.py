@@ -53,6 +53,10 @@ def spent_hours(run_dir: Path) -> float:
     return state(run_dir).get("cpu_seconds", 0.0) / 3600
 
 
+def best_generation(run_dir: Path) -> Path:
+    return run_dir / "generations" / f"gen{state(run_dir).get('generation', 0):04d}.ckpt"
+
+
 def train_cli(run_dir: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "mlcasebook", "go", "train", "--run", str(run_dir), *SELF_PLAY, *options]
 
@@ -106,7 +110,8 @@ def evaluate(args) -> None:
         "zero": [*strength, "--run", str(root / "zero"), "--opponents", "random",
                  "--out", str(args.out_dir / "go_strength_lesson_zero.json"),
                  "--note", f"AlphaGo Zero's side of {note}: self-play from a random network"],
-        "zero-l1": [*strength, "--models", str(root / "zero" / "best.ckpt"), "--opponents", "gnugo:1",
+        # the best network by its generation file, so the table and the plot know its run and compute
+        "zero-l1": [*strength, "--models", str(best_generation(root / "zero")), "--opponents", "gnugo:1",
                     "--out", str(args.out_dir / "go_strength_lesson_zero_l1.json"),
                     "--note", f"AlphaGo Zero's best network of {note}, against the SL runs' opponent"],
         "sl-vs-sl-only": [*match, f"ours:{root / 'sl' / 'best.ckpt'}{ours}",
