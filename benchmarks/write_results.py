@@ -186,7 +186,7 @@ def go_elo_plot(matches: list[dict]) -> Path | None:
     ax.set_xlabel("training compute, CPU-hours")
     ax.set_ylabel("Elo difference to the opponent (95 % interval)")
     ax.set_title("9x9 strength over training")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")  # the top corners hold the strongest points
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
