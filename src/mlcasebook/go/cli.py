@@ -63,6 +63,25 @@ def gtp(
 
 
 @app.command()
+def analysis(
+    model: Path = typer.Option(None, help="Network checkpoint. Default: the 9x9 network shipped in the package."),
+    visits: int = typer.Option(200, min=1, help="MCTS simulations per analysed position when a query gives "
+                               "no maxVisits."),
+    seed: int = typer.Option(0, help="Random seed of the search."),
+) -> None:
+    """Speak KataGo's JSON analysis-engine protocol on stdin/stdout: the way KaTrain talks to an engine.
+
+    In KaTrain: General & Engine settings → 'Override KataGo command' (altcommand), e.g.
+    `/path/to/.venv/bin/mlcasebook go analysis --visits 200`. Scoring is always Tromp-Taylor area.
+    """
+    from .analysis import AnalysisEngine
+    from .net import NetEvaluator, shipped_net
+
+    evaluator = NetEvaluator.load(model if model is not None else shipped_net(), seed=seed)
+    AnalysisEngine(evaluator, visits=visits, seed=seed).serve(sys.stdin, sys.stdout)
+
+
+@app.command()
 def match(
     first: str = typer.Argument(..., help="Engine taking Black in game 1: gnugo:LEVEL, random[:SEED], "
                                 "ours[:MODEL][,playouts=N][,time=S][,policy|rollouts], or a quoted command line."),

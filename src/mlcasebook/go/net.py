@@ -235,7 +235,8 @@ class NetEvaluator:
         planes = torch.from_numpy(encode(states, config.history, config.liberties)).to(self.device)
         symmetries = {"none": [0], "random": [int(self.rng.integers(8))], "all": list(range(8))}[self.symmetry]
         policy = np.zeros((len(states), size * size + 1), dtype=np.float64)
-        value = np.zeros(len(states))
+        value, score = np.zeros(len(states)), np.zeros(len(states))
+        ownership = np.zeros((len(states), size, size))
         module = self.inference_module(planes)
         with torch.inference_mode():
             for symmetry in symmetries:
@@ -244,7 +245,12 @@ class NetEvaluator:
                 board = inverse_transform(logits[:, :-1].reshape(-1, size, size), symmetry).reshape(len(states), -1)
                 policy += torch.cat([board, logits[:, -1:]], 1).cpu().numpy()
                 value += out["value"].double().cpu().numpy()
-        return {"policy_logits": policy / len(symmetries), "value": value / len(symmetries)}
+                score += out["score"].double().cpu().numpy()
+                ownership += inverse_transform(out["ownership"].double(), symmetry).cpu().numpy()
+        count = len(symmetries)
+        # value, score (in units of N² points) and ownership are all from the side to move's view
+        return {"policy_logits": policy / count, "value": value / count, "score": score / count,
+                "ownership": ownership / count}
 
     def evaluate(self, states: list[GoState]) -> tuple[np.ndarray, np.ndarray]:
         out = self.predict(states)
