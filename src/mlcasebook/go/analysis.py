@@ -156,7 +156,7 @@ class AnalysisEngine:
         after = [state.clone() for _ in children]
         for child_state, index in zip(after, children, strict=True):
             child_state.play(int(root.actions[index]))
-        predicted = self.evaluator.predict([state, *after])
+        predicted = self.evaluator.predict([state, *after], all_heads=True)
         area = size * size
         # the root's score as KataGo reports it, an average over the search: the searched moves'
         # scores weighted by visits (KaTrain's "points lost" is root score minus a move's score)

@@ -229,7 +229,8 @@ class NetEvaluator:
     def load(cls, path: Path | str, symmetry: str = "random", device: str = "cpu", seed: int = 0) -> NetEvaluator:
         return cls(load_net(path)[0], symmetry, seed=seed, device=device)
 
-    def predict(self, states: list[GoState]) -> dict[str, np.ndarray]:
+    def predict(self, states: list[GoState], all_heads: bool = False) -> dict[str, np.ndarray]:
+        """Policy logits and value; with ``all_heads`` also score and ownership (analysis, not search)."""
         size = states[0].size
         config = self.net.config
         planes = torch.from_numpy(encode(states, config.history, config.liberties)).to(self.device)
@@ -245,12 +246,14 @@ class NetEvaluator:
                 board = inverse_transform(logits[:, :-1].reshape(-1, size, size), symmetry).reshape(len(states), -1)
                 policy += torch.cat([board, logits[:, -1:]], 1).cpu().numpy()
                 value += out["value"].double().cpu().numpy()
-                score += out["score"].double().cpu().numpy()
-                ownership += inverse_transform(out["ownership"].double(), symmetry).cpu().numpy()
+                if all_heads:
+                    score += out["score"].double().cpu().numpy()
+                    ownership += inverse_transform(out["ownership"].double(), symmetry).cpu().numpy()
         count = len(symmetries)
-        # value, score (in units of N² points) and ownership are all from the side to move's view
-        return {"policy_logits": policy / count, "value": value / count, "score": score / count,
-                "ownership": ownership / count}
+        heads = {"policy_logits": policy / count, "value": value / count}
+        if all_heads:  # value, score (in units of N² points) and ownership: all from the side to move's view
+            heads |= {"score": score / count, "ownership": ownership / count}
+        return heads
 
     def evaluate(self, states: list[GoState]) -> tuple[np.ndarray, np.ndarray]:
         out = self.predict(states)
