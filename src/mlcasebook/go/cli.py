@@ -71,8 +71,9 @@ def analysis(
 ) -> None:
     """Speak KataGo's JSON analysis-engine protocol on stdin/stdout: the way KaTrain talks to an engine.
 
-    In KaTrain: General & Engine settings → 'Override KataGo command' (altcommand), e.g.
-    `/path/to/.venv/bin/mlcasebook go analysis --visits 200`. Scoring is always Tromp-Taylor area.
+    In KaTrain: set the `altcommand` entry of the `engine` section of its config.json (KaTrain's
+    engine command override) to e.g. `/path/to/.venv/bin/mlcasebook go analysis --visits 200`.
+    Scoring is always Tromp-Taylor area; details in docs/go.md.
     """
     from .analysis import AnalysisEngine
     from .net import NetEvaluator, shipped_net
