@@ -79,7 +79,28 @@ def test_predict_in_process_continues_past_a_broken_file(folder, tiny_model, tmp
     probs = classifier.predict_proba(read_image(images[0], 48)[None])
     assert first.malignant_risk == pytest.approx(float(classifier.malignant_risk(probs)[0]), abs=0.02)
     assert first.flagged == (first.malignant_risk >= 0.4)
+    assert first.call == CLASSES[int(classifier.diagnose(probs)[0])] == first.top[0]["dx"]  # no prior shift
     assert Path(first.gradcam).is_file() and Path(first.gradcam).name == f"{images[0].stem}_gradcam.png"
+
+
+def test_predict_names_the_shifted_call_when_it_differs_from_the_top_class(folder, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from mlcasebook.derm.data import CLASSES
+    from mlcasebook.derm.models import DermClassifier, build_model, save_classifier
+
+    torch.manual_seed(0)
+    bias = np.where(np.array(CLASSES) == "df", 50.0, 0.0)  # a shift so strong that df is always the call
+    path = save_classifier(tmp_path / "shifted.ckpt", DermClassifier(
+        build_model("small-cnn", pretrained=False), "small-cnn", 48, threshold=0.4, class_bias=bias))
+    image = sorted((folder / "images").iterdir())[0]
+    code, stdout, stderr = run_main(capsys, "predict", image, "--model", path, "--json")
+    assert code == 0, stderr
+    prediction = json.loads(stdout)["predictions"][0]
+    assert prediction["call"] == "df" and prediction["top"][0]["dx"] != "df"
+    code, stdout, _ = run_main(capsys, "predict", image, "--model", path)
+    assert "the model's call: df" in stdout
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
@@ -179,6 +200,7 @@ def test_ensemble_is_the_mean_of_tempered_log_probabilities_and_serves_like_a_mo
     expected = torch.softmax(torch.as_tensor(mean_log_probs) / ensemble.temperature, dim=1).numpy()
     np.testing.assert_allclose(ensemble.predict_proba(image), expected, rtol=1e-6, atol=1e-9)
     assert ensemble.temperature != 1.0  # fitted, not left at its default
+    assert ensemble.class_bias is not None and len(ensemble.class_bias) == 7  # its own prior shift, kept in the file
 
     code, stdout, stderr = run_main(capsys, "predict", sorted((larger_folder / "images").iterdir())[0],
                                     "--model", ensemble_path, "--gradcam", tmp_path / "cams")

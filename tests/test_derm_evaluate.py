@@ -15,7 +15,9 @@ from mlcasebook.derm.evaluate import (
     chapter_points,
     choose_threshold,
     confusion,
+    decide,
     evaluate_probabilities,
+    fit_prior_shift,
     fit_temperature,
     macro_auc,
     malignant_risk,
@@ -121,6 +123,39 @@ def test_evaluate_probabilities_is_consistent_and_json_ready(tmp_path):
     assert np.array(result["confusion"]).sum() == 300
     page = write_report_page(result, tmp_path, "test page", "synthetic data").read_text()
     assert "dermatologists" in page and "data:image/png" in page and "Dermatologists&#x27; sensitivity" in page
+
+
+def test_decide_divides_by_the_prior_at_full_shift():
+    probs = np.array([[0.6, 0.3, 0.1], [0.5, 0.1, 0.4]])
+    prior = np.array([0.8, 0.1, 0.1])
+    assert decide(probs).tolist() == [0, 0]
+    # shift 1: 0.6/0.8 = 0.75 < 0.3/0.1 = 3 and 0.5/0.8 < 0.4/0.1: the rare classes win
+    assert decide(probs, -np.log(prior)).tolist() == [1, 2]
+    assert decide(probs, np.zeros(3)).tolist() == decide(probs).tolist()
+
+
+def test_prior_shift_is_chosen_for_balanced_accuracy_and_left_at_zero_when_it_cannot_help():
+    # Class 0 is common, the others rare, and the model under-calls them by a constant factor.
+    rng = np.random.default_rng(3)
+    prior = np.array([0.7, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+    labels = rng.choice(7, size=2000, p=prior)
+    logits = rng.normal(size=(2000, 7))
+    logits[np.arange(2000), labels] += 2.5
+    logits[:, 0] += 2.0  # the bias the shift should undo
+    probs = softmax(logits)
+    fitted = fit_prior_shift(probs, labels, prior)
+    assert fitted["prior_shift"] > 0.5
+    shifted = balanced_accuracy(labels, decide(probs, fitted["class_bias"]))
+    assert shifted == max(fitted["balanced_accuracy_by_shift"].values())
+    assert shifted > balanced_accuracy(labels, probs.argmax(1)) + 0.1
+    np.testing.assert_allclose(fitted["class_bias"], -fitted["prior_shift"] * np.log(prior))
+    # Perfect separation: every shift ties at 1.0, and the middle of the tied range is kept.
+    perfect = np.eye(7)[labels] * 0.93 + 0.01
+    assert fit_prior_shift(perfect, labels, prior)["prior_shift"] == pytest.approx(0.75)
+    # evaluate_probabilities reports the shifted call and the plain top class side by side
+    result = evaluate_probabilities(probs, labels, 0.5, class_bias=fitted["class_bias"], n_boot=10)
+    assert result["balanced_accuracy"] == pytest.approx(shifted)
+    assert result["balanced_accuracy_top_class"] == pytest.approx(balanced_accuracy(labels, probs.argmax(1)))
 
 
 def test_chapter_points_come_from_the_claims_file():

@@ -186,7 +186,7 @@ def test_save_load_round_trip_gives_identical_probabilities(real_images, tmp_pat
     for arch, size in (("efficientnet-lite0", SIZE), ("small-cnn", 64)):
         model = build_model(arch, image_size=size, pretrained=False).eval()
         classifier = DermClassifier(model, arch, size, temperature=1.7, threshold=0.31, target_sensitivity=0.95,
-                                    info={"note": "test"})
+                                    info={"note": "test"}, class_bias=np.linspace(0, 1.2, len(CLASSES)))
         path = save_classifier(tmp_path / f"{arch}.pt", classifier)
         loaded = load_classifier(path)
         assert (loaded.arch, loaded.image_size, loaded.classes) == (arch, size, CLASSES)
@@ -195,6 +195,8 @@ def test_save_load_round_trip_gives_identical_probabilities(real_images, tmp_pat
         np.testing.assert_array_equal(loaded.predict_proba(images[:5]), expected)
         np.testing.assert_allclose(expected.sum(axis=1), 1.0)
         np.testing.assert_allclose(loaded.malignant_risk(expected), expected[:, MALIGNANT_MASK].sum(axis=1))
+        np.testing.assert_array_equal(loaded.class_bias, classifier.class_bias)
+        np.testing.assert_array_equal(loaded.diagnose(expected), (np.log(expected) + classifier.class_bias).argmax(1))
 
 
 def test_load_refuses_foreign_checkpoints(tmp_path):
@@ -228,6 +230,9 @@ def test_train_classifier_end_to_end_on_a_small_subset(tmp_path, monkeypatch):
     classifier = load_classifier(out)
     assert classifier.info["n_train"] == 64 and classifier.info["epochs_done"] == 1
     assert 0.0 < classifier.threshold < 1.0 and classifier.temperature > 0
+    # the prior shift is fitted on the calibration split and stored with the model
+    assert classifier.class_bias is not None and classifier.info["prior_shift"] >= 0
+    assert classifier.class_bias[CLASSES.index("nv")] == min(classifier.class_bias)  # the commonest class gets least
     assert not (tmp_path / "small.pt.resume").exists()  # the resume state goes once the model is saved
     assert train_classifier(SHARED, arch="small-cnn", out=out, epochs=1, max_images=64, track=False,
                             progress=False) == out  # same command again: already done, nothing retrained

@@ -213,6 +213,7 @@ def predict(
     """Top diagnoses with calibrated probabilities and the malignant risk against the model's
     operating threshold. Not a medical device. Unreadable files are reported and skipped; the
     exit status is 2 if any file failed."""
+    from .data import CLASS_NAMES
     from .predict import NOT_A_MEDICAL_DEVICE, load_model, predict_images
 
     classifier = load_model(model_path)
@@ -227,6 +228,10 @@ def predict(
             out.print(f"[bold]{prediction.image}[/]")
             for rank, item in enumerate(prediction.top, 1):
                 out.print(f"  {rank}. {item['dx']:<6} {100 * item['probability']:5.1f} %  {item['name']}")
+            if prediction.call != prediction.top[0]["dx"]:
+                out.print(f"  the model's call: {prediction.call} ({CLASS_NAMES[prediction.call]}), not the most "
+                          "probable class: the call divides by how common each diagnosis is, so that rare ones are "
+                          "not missed (fitted for balanced accuracy)")
             verdict = "ABOVE" if prediction.flagged else "below"
             out.print(f"  malignant risk {100 * prediction.malignant_risk:.1f} % — {verdict} the operating threshold "
                       f"{100 * prediction.threshold:.1f} %" + (" (would be referred)" if prediction.flagged else ""))

@@ -26,7 +26,7 @@ import torch
 from ..core.checkpoint import save_checkpoint
 from ..core.errors import CasebookError, DataError
 from .data import MALIGNANT_MASK
-from .models import DermClassifier, OperatingPoint, classifier_from_record, classifier_record
+from .models import DermClassifier, OperatingPoint, bias_record, classifier_from_record, classifier_record
 
 ENSEMBLE_FORMAT = "mlcasebook-derm-ensemble"
 ENSEMBLE_VERSION = 1
@@ -39,7 +39,8 @@ class DermEnsemble(OperatingPoint):
     arch = "ensemble"
 
     def __init__(self, members: list[DermClassifier], temperature: float = 1.0, threshold: float = 0.5,
-                 target_sensitivity: float | None = None, info: dict[str, Any] | None = None):
+                 target_sensitivity: float | None = None, info: dict[str, Any] | None = None,
+                 class_bias: np.ndarray | list[float] | None = None):
         if len(members) < 2:
             raise CasebookError("an ensemble needs at least two models", hint="pass two or more model files")
         classes = {member.classes for member in members}
@@ -53,6 +54,7 @@ class DermEnsemble(OperatingPoint):
         self.threshold = float(threshold)
         self.target_sensitivity = target_sensitivity
         self.info = dict(info or {})
+        self.class_bias = None if class_bias is None else np.asarray(class_bias, dtype=np.float64)
 
     @property
     def explained(self) -> DermClassifier:
@@ -76,18 +78,21 @@ def mean_log_probabilities(member_logits: list, temperatures: list[float]) -> to
 
 
 def calibrate_ensemble(members: list[DermClassifier], calibration_logits: np.ndarray, labels: np.ndarray,
-                       target_sensitivity: float, sources: list[str] | None = None) -> DermEnsemble:
-    """The ensemble with its temperature and threshold fitted on calibration-split ensemble logits."""
+                       target_sensitivity: float, sources: list[str] | None = None,
+                       prior: np.ndarray | None = None) -> DermEnsemble:
+    """The ensemble with its temperature, threshold and (given the training ``prior``) prior
+    shift fitted on calibration-split ensemble logits."""
     from .train import calibrate
 
-    fitted = calibrate(calibration_logits, labels, target_sensitivity)
+    fitted = calibrate(calibration_logits, labels, target_sensitivity, prior)
     # "source": the data the members learnt from, so `derm evaluate` warns when asked to score it
     info = {"members": [member.arch for member in members], "sources": sources or [],
             "source": members[0].info.get("source"),
             "calibration": fitted["calibration"],
             "train_seconds": sum(member.info.get("cache_seconds", 0.0) + member.info.get("train_seconds", 0.0)
                                  for member in members)}
-    return DermEnsemble(members, fitted["temperature"], fitted["threshold"], target_sensitivity, info)
+    return DermEnsemble(members, fitted["temperature"], fitted["threshold"], target_sensitivity, info,
+                        fitted.get("class_bias"))
 
 
 def build_ensemble(model_paths: list[Path], data_dir: Path | None = None, target_sensitivity: float | None = None,
@@ -97,7 +102,7 @@ def build_ensemble(model_paths: list[Path], data_dir: Path | None = None, target
     from ..core.progress import bar
     from .data import load_dataset, split_indices
     from .models import load_classifier
-    from .train import TrainConfig
+    from .train import TrainConfig, training_prior
 
     if len(model_paths) < 2:
         raise DataError("an ensemble needs at least two models", hint="pass two or more model files")
@@ -109,7 +114,8 @@ def build_ensemble(model_paths: list[Path], data_dir: Path | None = None, target
     if nested:
         raise DataError(f"already ensembles: {', '.join(nested)}", hint="pass the single models it was built from")
     lesions = load_dataset(data_dir)
-    rows = split_indices(lesions, seed=0)["calibration"]
+    split = split_indices(lesions, seed=0)
+    rows = split["calibration"]
     labels = lesions.labels[rows]
     if not MALIGNANT_MASK[labels].any() or MALIGNANT_MASK[labels].all():
         raise DataError(f"the calibration split of {lesions.source} has {len(rows)} images, not both malignant and "
@@ -127,7 +133,8 @@ def build_ensemble(model_paths: list[Path], data_dir: Path | None = None, target
             logits.append(np.concatenate(chunks))
     target = target_sensitivity or members[0].target_sensitivity or TrainConfig.target_sensitivity
     combined = mean_log_probabilities(logits, [m.temperature for m in members]).numpy()
-    return calibrate_ensemble(members, combined, labels, target, sources=[str(path) for path in model_paths])
+    return calibrate_ensemble(members, combined, labels, target, sources=[str(path) for path in model_paths],
+                              prior=training_prior(lesions.labels[split["train"]]))
 
 
 def save_ensemble(path: Path | str, ensemble: DermEnsemble) -> Path:
@@ -139,7 +146,7 @@ def save_ensemble(path: Path | str, ensemble: DermEnsemble) -> Path:
     meta = {"format": ENSEMBLE_FORMAT, "version": ENSEMBLE_VERSION, "members": metas,
             "temperature": ensemble.temperature, "threshold": ensemble.threshold,
             "target_sensitivity": ensemble.target_sensitivity, "info": ensemble.info,
-            "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "class_bias": bias_record(ensemble.class_bias), "written": time.strftime("%Y-%m-%d %H:%M:%S")}
     return save_checkpoint(path, arrays, meta)
 
 
@@ -150,4 +157,4 @@ def ensemble_from_record(arrays: dict[str, np.ndarray], meta: dict[str, Any], wh
     members = [classifier_from_record(arrays, member, where, prefix=f"member{i}.")
                for i, member in enumerate(meta["members"])]
     return DermEnsemble(members, meta["temperature"], meta["threshold"], meta.get("target_sensitivity"),
-                        meta.get("info"))
+                        meta.get("info"), meta.get("class_bias"))

@@ -34,7 +34,7 @@ from torch import nn
 from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CasebookError
 from .data import CLASSES
-from .evaluate import malignant_risk
+from .evaluate import decide, malignant_risk
 
 FORMAT = "mlcasebook-derm-classifier"
 FORMAT_VERSION = 1
@@ -226,6 +226,12 @@ class OperatingPoint:
     classifier and an ensemble (both set ``self.threshold``)."""
 
     threshold: float
+    class_bias: np.ndarray | None = None  # added to log-probabilities before the call (calibration-fitted)
+
+    def diagnose(self, probs: np.ndarray) -> np.ndarray:
+        """The diagnosis call (class index) of each row: the top class after the prior shift fitted
+        on calibration data for balanced accuracy (``evaluate.fit_prior_shift``)."""
+        return decide(probs, self.class_bias)
 
     def malignant_risk(self, probs: np.ndarray) -> np.ndarray:
         """P(malignant) = P(akiec) + P(bcc) + P(mel)."""
@@ -241,8 +247,10 @@ class DermClassifier(OperatingPoint):
 
     def __init__(self, module: nn.Module, arch: str, image_size: int, temperature: float = 1.0,
                  threshold: float = 0.5, target_sensitivity: float | None = None,
-                 classes: tuple[str, ...] = CLASSES, info: dict[str, Any] | None = None, batch_size: int = 4):
+                 classes: tuple[str, ...] = CLASSES, info: dict[str, Any] | None = None, batch_size: int = 4,
+                 class_bias: np.ndarray | list[float] | None = None):
         self.module = module.eval()
+        self.class_bias = None if class_bias is None else np.asarray(class_bias, dtype=np.float64)
         self.arch = arch
         self.image_size = int(image_size)
         self.temperature = float(temperature)
@@ -288,7 +296,8 @@ def classifier_record(classifier: DermClassifier, prefix: str = "") -> tuple[dic
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "arch": classifier.arch,
             "image_size": classifier.image_size, "classes": list(classifier.classes),
             "temperature": classifier.temperature, "threshold": classifier.threshold,
-            "target_sensitivity": classifier.target_sensitivity, "info": classifier.info}
+            "target_sensitivity": classifier.target_sensitivity, "info": classifier.info,
+            "class_bias": bias_record(classifier.class_bias)}
     arrays = {f"{prefix}module.{name}": tensor for name, tensor in classifier.module.state_dict().items()}
     return arrays, meta
 
@@ -311,7 +320,11 @@ def classifier_from_record(arrays: dict[str, np.ndarray], meta: dict[str, Any], 
         raise CasebookError(f"{where}: weights do not fit a {meta['arch']} network",
                             hint="the file is damaged or from another version; retrain it") from exc
     return DermClassifier(module, meta["arch"], meta["image_size"], meta["temperature"], meta["threshold"],
-                          meta.get("target_sensitivity"), classes, meta.get("info"))
+                          meta.get("target_sensitivity"), classes, meta.get("info"), class_bias=meta.get("class_bias"))
+
+
+def bias_record(class_bias: np.ndarray | None) -> list[float] | None:
+    return None if class_bias is None else [float(b) for b in class_bias]
 
 
 def save_classifier(path: Path | str, classifier: DermClassifier) -> Path:

@@ -1,6 +1,8 @@
 """The product: diagnoses for single images from a trained classifier.
 
 For each image: the top-3 diagnoses with calibrated probabilities (temperature-scaled), the
+model's diagnosis call (the top class after the prior shift fitted for balanced accuracy: it
+names a rare diagnosis sooner than its probability alone would), the
 malignant risk (akiec + bcc + mel) against the model's operating threshold (chosen on held-out
 calibration data for a target sensitivity), and optionally a Grad-CAM picture of where the
 evidence lies. A file that cannot be used gets its own error; the batch goes on.
@@ -44,6 +46,7 @@ def load_model(path: Path | str | None = None):
 class Prediction:
     image: str
     top: list[dict[str, Any]] = field(default_factory=list)  # [{"dx", "name", "probability"}]
+    call: str | None = None              # the diagnosis call (dx), see OperatingPoint.diagnose
     malignant_risk: float | None = None
     threshold: float | None = None
     flagged: bool | None = None          # risk >= threshold: the model would refer this lesion
@@ -74,6 +77,7 @@ def predict_images(classifier, paths: list[Path | str], top: int = 3, gradcam_di
         prediction = Prediction(
             str(path),
             top=[{"dx": CLASSES[k], "name": CLASS_NAMES[CLASSES[k]], "probability": float(probs[k])} for k in order],
+            call=CLASSES[int(classifier.diagnose(probs[None])[0])],
             malignant_risk=risk, threshold=float(classifier.threshold), flagged=bool(risk >= classifier.threshold))
         if gradcam_dir is not None:
             prediction.gradcam = str(save_gradcam(classifier, image, Path(path), Path(gradcam_dir)))

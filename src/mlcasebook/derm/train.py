@@ -46,7 +46,14 @@ from ..core.errors import CasebookError
 from ..core.progress import bar
 from ..core.tracking import tracked_run
 from .data import CLASSES, MALIGNANT_MASK, LesionSet, load_dataset, split_indices
-from .evaluate import balanced_accuracy, choose_threshold, expected_calibration_error, fit_temperature, softmax
+from .evaluate import (
+    balanced_accuracy,
+    choose_threshold,
+    expected_calibration_error,
+    fit_prior_shift,
+    fit_temperature,
+    softmax,
+)
 from .features import cache_path, cached_activations
 from .models import (
     ARCHS,
@@ -291,8 +298,17 @@ def fit_epochs(module: torch.nn.Module, parameters: list, labels: np.ndarray, co
 # ---- calibration: temperature + operating threshold ----------------------------------------
 
 
-def calibrate(logits: np.ndarray, labels: np.ndarray, target_sensitivity: float) -> dict[str, Any]:
-    """Temperature and malignant threshold fitted on calibration logits (never on validation)."""
+def training_prior(train_labels: np.ndarray) -> np.ndarray:
+    """Class frequencies of the training labels (add-one, so a class absent from a small subset
+    still has a finite log-prior)."""
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=len(CLASSES)) + 1.0
+    return counts / counts.sum()
+
+
+def calibrate(logits: np.ndarray, labels: np.ndarray, target_sensitivity: float,
+              prior: np.ndarray | None = None) -> dict[str, Any]:
+    """Temperature and malignant threshold fitted on calibration logits (never on validation);
+    given the training ``prior``, also the prior shift of the diagnosis call (``fit_prior_shift``)."""
     from sklearn.metrics import roc_auc_score
 
     temperature = fit_temperature(logits, labels)
@@ -301,9 +317,14 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_sensitivity: float)
     risk = probs[:, MALIGNANT_MASK].sum(axis=1)
     both = 0 < is_malignant.sum() < len(labels)
     threshold = choose_threshold(risk, is_malignant, target_sensitivity) if is_malignant.any() else 0.5
+    shift = fit_prior_shift(probs, labels, prior) if prior is not None else None
     return {"temperature": temperature, "threshold": threshold,
+            "class_bias": shift["class_bias"] if shift else None,
             "calibration": {"n_images": len(labels), "n_malignant": int(is_malignant.sum()),
                             "balanced_accuracy": balanced_accuracy(labels, probs.argmax(1)),
+                            **({"prior_shift": shift["prior_shift"],
+                                "balanced_accuracy_after_shift": shift["balanced_accuracy_by_shift"][
+                                    f"{shift['prior_shift']:g}"]} if shift else {}),
                             "malignant_auc": float(roc_auc_score(is_malignant, risk)) if both else None,
                             "ece_before": expected_calibration_error(softmax(logits), labels),
                             "ece_after": expected_calibration_error(probs, labels)}}
@@ -507,7 +528,8 @@ def train_classifier(data_dir: Path | str | None = None, arch: str = "efficientn
             module, cal_logits, record = _train_from_pixels(config, data, state_file, tracker, progress, resume)
         else:
             module, cal_logits, record = _train_frozen_lr(config, data, tracker, progress)
-        fitted = calibrate(cal_logits, data["cal_labels"], config.target_sensitivity)
+        fitted = calibrate(cal_logits, data["cal_labels"], config.target_sensitivity,
+                           training_prior(data["train_labels"]))
         record.update(fitted["calibration"])
         info = {"config": asdict(config), "cut": config.cut, "dataset": lesion_set.name,
                 "source": str(lesion_set.source) if lesion_set.source else None,
@@ -516,7 +538,8 @@ def train_classifier(data_dir: Path | str | None = None, arch: str = "efficientn
                 "threads": torch.get_num_threads(), "wall_seconds": time.perf_counter() - started,
                 "temperature_fitted_on": "calibration", "threshold_fitted_on": "calibration", **record}
         classifier = DermClassifier(module.eval(), config.arch, config.image_size, fitted["temperature"],
-                                    fitted["threshold"], config.target_sensitivity, CLASSES, info)
+                                    fitted["threshold"], config.target_sensitivity, CLASSES, info,
+                                    class_bias=fitted["class_bias"])
         save_classifier(out, classifier)
         tracker.metrics({"temperature": fitted["temperature"], "threshold": fitted["threshold"],
                          **{f"calibration_{k}": v for k, v in fitted["calibration"].items()}})
