@@ -348,6 +348,8 @@ def add_to_report(report, result: dict[str, Any], where: str) -> None:
     ci = malignant.get("ci95") or {"sensitivity": [math.nan] * 2, "specificity": [math.nan] * 2}
     headline = pd.DataFrame([
         {"metric": "balanced accuracy (7 classes)", "value": result["balanced_accuracy"]},
+        {"metric": "  the same with the plain top class (no prior shift)",
+         "value": result.get("balanced_accuracy_top_class", math.nan)},
         {"metric": "accuracy (7 classes)", "value": result["accuracy"]},
         {"metric": "macro AUC (one-vs-rest)", "value": result["macro_auc"]},
         {"metric": "malignant AUC", "value": math.nan if malignant["auc"] is None else malignant["auc"]},
