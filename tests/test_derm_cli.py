@@ -191,7 +191,7 @@ def test_ensemble_is_the_mean_of_tempered_log_probabilities_and_serves_like_a_mo
     code, stdout, stderr = run_main(capsys, "ensemble", tiny_model, second, "--data-dir", larger_folder,
                                     "--out", ensemble_path)
     assert code == 0, stderr
-    assert "ensemble of 2" in stdout and "calibration images" in stdout
+    assert "ensemble of 2" in stdout and "calibration images" in stdout and "diagnosis call: prior shift" in stdout
     ensemble = load_classifier(ensemble_path)
     assert isinstance(ensemble, DermEnsemble) and ensemble.image_size == 48 and ensemble.target_sensitivity == 0.9
     members = [load_classifier(tiny_model), load_classifier(second)]

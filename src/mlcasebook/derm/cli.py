@@ -126,6 +126,10 @@ def ensemble(
               f"{built.temperature:.3f}, malignant threshold {built.threshold:.4f} for sensitivity "
               f"≥ {built.target_sensitivity:g} on {fitted['n_images']} calibration images "
               f"(calibration malignant AUC {fitted['malignant_auc']:.3f})")
+    if "prior_shift" in fitted:
+        out.print(f"diagnosis call: prior shift {fitted['prior_shift']:g} (calibration balanced accuracy "
+                  f"{fitted['balanced_accuracy']:.3f} for the top class, {fitted['balanced_accuracy_after_shift']:.3f} "
+                  "for the call)")
     out.print(f"model → {target}\nmeasure it: mlcasebook derm evaluate --model {target} --split validation")
 
 
@@ -213,7 +217,6 @@ def predict(
     """Top diagnoses with calibrated probabilities and the malignant risk against the model's
     operating threshold. Not a medical device. Unreadable files are reported and skipped; the
     exit status is 2 if any file failed."""
-    from .data import CLASS_NAMES
     from .predict import NOT_A_MEDICAL_DEVICE, load_model, predict_images
 
     classifier = load_model(model_path)
@@ -229,9 +232,8 @@ def predict(
             for rank, item in enumerate(prediction.top, 1):
                 out.print(f"  {rank}. {item['dx']:<6} {100 * item['probability']:5.1f} %  {item['name']}")
             if prediction.call != prediction.top[0]["dx"]:
-                out.print(f"  the model's call: {prediction.call} ({CLASS_NAMES[prediction.call]}), not the most "
-                          "probable class: the call divides by how common each diagnosis is, so that rare ones are "
-                          "not missed (fitted for balanced accuracy)")
+                out.print(f"  the model's call: {prediction.call} — not the most probable class: the call weighs "
+                          "rarer diagnoses up (fitted for balanced accuracy)")
             verdict = "ABOVE" if prediction.flagged else "below"
             out.print(f"  malignant risk {100 * prediction.malignant_risk:.1f} % — {verdict} the operating threshold "
                       f"{100 * prediction.threshold:.1f} %" + (" (would be referred)" if prediction.flagged else ""))
