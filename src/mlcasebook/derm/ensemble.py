@@ -54,7 +54,7 @@ class DermEnsemble(OperatingPoint):
         self.threshold = float(threshold)
         self.target_sensitivity = target_sensitivity
         self.info = dict(info or {})
-        self.class_bias = None if class_bias is None else np.asarray(class_bias, dtype=np.float64)
+        self.set_class_bias(class_bias)
 
     @property
     def explained(self) -> DermClassifier:

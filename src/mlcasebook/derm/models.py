@@ -228,6 +228,9 @@ class OperatingPoint:
     threshold: float
     class_bias: np.ndarray | None = None  # added to log-probabilities before the call (calibration-fitted)
 
+    def set_class_bias(self, class_bias: np.ndarray | list[float] | None) -> None:
+        self.class_bias = None if class_bias is None else np.asarray(class_bias, dtype=np.float64)
+
     def diagnose(self, probs: np.ndarray) -> np.ndarray:
         """The diagnosis call (class index) of each row: the top class after the prior shift fitted
         on calibration data for balanced accuracy (``evaluate.fit_prior_shift``)."""
@@ -250,7 +253,7 @@ class DermClassifier(OperatingPoint):
                  classes: tuple[str, ...] = CLASSES, info: dict[str, Any] | None = None, batch_size: int = 4,
                  class_bias: np.ndarray | list[float] | None = None):
         self.module = module.eval()
-        self.class_bias = None if class_bias is None else np.asarray(class_bias, dtype=np.float64)
+        self.set_class_bias(class_bias)
         self.arch = arch
         self.image_size = int(image_size)
         self.temperature = float(temperature)
