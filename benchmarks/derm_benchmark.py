@@ -198,7 +198,7 @@ def model_name(arch: str, seed: int) -> str:
     return arch if seed == 0 else f"{arch}-seed{seed}"
 
 
-def run_model(arch: str, seed: int, args, lesion_set, split) -> tuple[dict, dict]:
+def run_model(arch: str, seed: int, args, lesion_set, split, prior: np.ndarray) -> tuple[dict, dict]:
     name = model_name(arch, seed)
     out = args.models_dir / f"{name}.pt"
     started = time.perf_counter()
@@ -219,7 +219,7 @@ def run_model(arch: str, seed: int, args, lesion_set, split) -> tuple[dict, dict
     bias = classifier.class_bias
     if bias is None:
         bias = fit_prior_shift(softmax(cal_logits, classifier.temperature), lesion_set.labels[cal_rows],
-                               training_prior(lesion_set.labels[split["train"]]))["class_bias"]
+                               prior)["class_bias"]
     result = evaluate_probabilities(probs, labels, classifier.threshold, classifier.target_sensitivity,
                                     n_boot=2000, seed=args.seed, class_bias=bias)
     one_image = lesion_set.read_images(classifier.image_size, rows[:1], progress=False)[0]
@@ -251,7 +251,7 @@ def run_model(arch: str, seed: int, args, lesion_set, split) -> tuple[dict, dict
     return summary, detail
 
 
-def ensemble_row(args, lesion_set, split, details: dict, members: list[str]) -> tuple[dict, dict]:
+def ensemble_row(args, lesion_set, split, prior: np.ndarray, details: dict, members: list[str]) -> tuple[dict, dict]:
     """``members`` served as one ``derm.ensemble.DermEnsemble`` (what `mlcasebook derm ensemble`
     writes): the mean of the members' tempered log-probabilities, with its own temperature,
     malignant threshold and prior shift fitted on the calibration split."""
@@ -262,7 +262,7 @@ def ensemble_row(args, lesion_set, split, details: dict, members: list[str]) -> 
     target = classifiers[0].target_sensitivity
     cal_logits = mean_log_probabilities([details[m]["_logits"]["calibration"] for m in members], temperatures)
     combined = calibrate_ensemble(classifiers, cal_logits.numpy(), lesion_set.labels[cal_rows], target,
-                                  prior=training_prior(lesion_set.labels[split["train"]]))
+                                  prior=prior)
     logits = mean_log_probabilities([details[m]["_logits"]["validation"] for m in members], temperatures).numpy()
     probs = softmax(logits, combined.temperature)
     result = evaluate_probabilities(probs, lesion_set.labels[rows], combined.threshold, target, n_boot=2000,
@@ -371,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
                                    "study": study, "date": time.strftime("%Y-%m-%d %H:%M:%S")})
         return 0
     summaries, details = [], {}
+    prior = training_prior(lesion_set.labels[split["train"]])  # of the whole train split, as `derm train` uses
     runs = [(arch, seed) for arch in args.archs for seed in (args.lite_seeds if arch in LITE_ARCHS else [args.seed])]
     for arch, seed in runs:
-        summary, detail = run_model(arch, seed, args, lesion_set, split)
+        summary, detail = run_model(arch, seed, args, lesion_set, split, prior)
         summaries.append(summary)
         details[summary["model"]] = detail
         if args.json:  # after every model, so that a long run interrupted later keeps what it measured
@@ -382,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     first_seeds = [(arch, seed) for arch, seed in runs if arch not in LITE_ARCHS or seed == args.lite_seeds[0]]
     ensembles = [list(details), [model_name(arch, seed) for arch, seed in first_seeds]]
     for members in [m for i, m in enumerate(ensembles) if len(m) > 1 and m not in ensembles[:i]]:
-        summary, detail = ensemble_row(args, lesion_set, split, details, members)
+        summary, detail = ensemble_row(args, lesion_set, split, prior, details, members)
         summaries.append(summary)
         details[summary["model"]] = detail
         if args.json:

@@ -146,7 +146,7 @@ def test_prior_shift_is_chosen_for_balanced_accuracy_and_left_at_zero_when_it_ca
     fitted = fit_prior_shift(probs, labels, prior)
     assert fitted["prior_shift"] > 0.5
     shifted = balanced_accuracy(labels, decide(probs, fitted["class_bias"]))
-    assert shifted == max(fitted["balanced_accuracy_by_shift"].values())
+    assert shifted == max(fitted["balanced_accuracy_by_shift"].values()) == fitted["balanced_accuracy"]
     assert shifted > balanced_accuracy(labels, probs.argmax(1)) + 0.1
     np.testing.assert_allclose(fitted["class_bias"], -fitted["prior_shift"] * np.log(prior))
     # Perfect separation: every shift ties at 1.0, and the middle of the tied range is kept.

@@ -80,6 +80,7 @@ def fit_prior_shift(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray,
     ties = [float(s) for s, score in zip(shifts, scores, strict=True) if score >= scores.max() - 1e-12]
     strength = ties[len(ties) // 2]
     return {"prior_shift": strength, "class_bias": (-strength * log_prior).tolist(),
+            "balanced_accuracy": float(scores.max()),
             "balanced_accuracy_by_shift": {f"{s:g}": float(v) for s, v in zip(shifts, scores, strict=True)}}
 
 

@@ -323,8 +323,7 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_sensitivity: float,
             "calibration": {"n_images": len(labels), "n_malignant": int(is_malignant.sum()),
                             "balanced_accuracy": balanced_accuracy(labels, probs.argmax(1)),
                             **({"prior_shift": shift["prior_shift"],
-                                "balanced_accuracy_after_shift": shift["balanced_accuracy_by_shift"][
-                                    f"{shift['prior_shift']:g}"]} if shift else {}),
+                                "balanced_accuracy_after_shift": shift["balanced_accuracy"]} if shift else {}),
                             "malignant_auc": float(roc_auc_score(is_malignant, risk)) if both else None,
                             "ece_before": expected_calibration_error(softmax(logits), labels),
                             "ece_after": expected_calibration_error(probs, labels)}}
