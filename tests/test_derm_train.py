@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from mlcasebook.derm.train import (
     epoch_order,
     fit_epochs,
     make_config,
+    same_config,
     train_classifier,
 )
 
@@ -140,11 +142,12 @@ def _fit(model, activations, labels, config, state_file=None, fail_at_epoch=None
                       state_file, Tracker(), progress=False)
 
 
-def test_two_batch_training_step_lowers_the_loss(real_images):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_two_batch_training_step_lowers_the_loss(real_images, precision):
     model, activations, labels = _tiny_setup(real_images)
     # 16 images, batches of 8: each epoch is two optimiser steps.
     config = make_config("efficientnet-lite0", epochs=3, batch_size=8, lr=1e-3, image_size=SIZE, imbalance="weighted",
-                         cut=CACHED_CUT)
+                         cut=CACHED_CUT, precision=precision)
     loss = torch.nn.functional.cross_entropy
     with torch.no_grad():
         before = float(loss(model.eval().from_trunk(activations), torch.from_numpy(labels)))
@@ -249,6 +252,17 @@ def test_lite_defaults_end_to_end_and_cached_fine_tuning_its_own():
         make_config("efficientnet-lite0", cut=16)
     with pytest.raises(CasebookError, match="at least one view"):
         make_config("efficientnet-lite0", cut=CACHED_CUT, views=0)
+    with pytest.raises(CasebookError, match="unknown precision"):
+        make_config("efficientnet-lite0", precision="float16")
+
+
+def test_a_config_field_added_later_counts_at_its_default():
+    """Model files written before ``precision`` existed still count as finished float32 runs."""
+    config = make_config("small-cnn")
+    older = {k: v for k, v in asdict(config).items() if k != "precision"}
+    assert same_config(older, config)
+    assert not same_config(older, make_config("small-cnn", precision="bfloat16"))
+    assert not same_config({**older, "epochs": 99}, config) and not same_config(None, config)
 
 
 def test_end_to_end_lite_training_updates_the_whole_network(tmp_path, monkeypatch):
