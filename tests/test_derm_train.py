@@ -236,6 +236,8 @@ def test_train_classifier_end_to_end_on_a_small_subset(tmp_path, monkeypatch):
     # the prior shift is fitted on the calibration split and stored with the model
     assert classifier.class_bias is not None and classifier.info["prior_shift"] >= 0
     assert classifier.class_bias[CLASSES.index("nv")] == min(classifier.class_bias)  # the commonest class gets least
+    # the shared labels carry age, sex and site: the clinical model comes with it, saved and loaded
+    assert classifier.clinical is not None and classifier.clinical.info["n_train"] == 64
     assert not (tmp_path / "small.pt.resume").exists()  # the resume state goes once the model is saved
     assert train_classifier(SHARED, arch="small-cnn", out=out, epochs=1, max_images=64, track=False,
                             progress=False) == out  # same command again: already done, nothing retrained

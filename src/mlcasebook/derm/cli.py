@@ -147,9 +147,13 @@ def evaluate(
     report: Path = typer.Option(None, help="Folder for an HTML page with ROC, confusion matrix, reliability."),
     tta: bool = typer.Option(True, "--tta/--no-tta", help=TTA_HELP),
     bootstrap: int = typer.Option(2000, min=100, help="Bootstrap resamples for the 95 % intervals."),
+    context: bool = typer.Option(True, "--context/--no-context", help="Also measure with the patient's age, sex "
+                                 "and body site weighed in, when the model has a clinical model and the labels "
+                                 "table has age, sex and localization columns."),
 ) -> None:
     """Measure a trained model: balanced accuracy, per-class recall, AUCs, sensitivity and specificity
-    at its operating threshold with 95 % bootstrap intervals, calibration (ECE)."""
+    at its operating threshold with 95 % bootstrap intervals, calibration (ECE); and the same with
+    the clinical context (age, sex, site) where both the model and the data have it."""
     from ..core.errors import DataError
     from ..core.report import print_frame, write_json
     from . import evaluate as ev
@@ -168,10 +172,16 @@ def evaluate(
     if split == "all" and trained_on and lesions.source and Path(trained_on) == Path(lesions.source):
         err.print(f"[yellow]warning:[/] {lesions.source} is the data this model was trained on: 'all' includes its "
                   "training images. Use --split validation for honest figures.", highlight=False, soft_wrap=True)
-    result = ev.evaluate_classifier(classifier, lesions, tta=tta, n_boot=bootstrap)
+    result = ev.evaluate_classifier(classifier, lesions, tta=tta, n_boot=bootstrap, context=context)
     result["settings"] = {"model": str(model_path), "data": str(lesions.source), "split": split, "split_seed": seed,
                           "tta": tta, "arch": getattr(classifier, "arch", None)}
     print_frame(headline_frame(result), f"{getattr(classifier, 'arch', 'model')} on {where}", out)
+    if "with_context" in result:
+        print_frame(headline_frame(result["with_context"]), "the same images with age, sex and site weighed in "
+                    "(the clinical model's own operating point)", out)
+    elif context and getattr(classifier, "clinical", None) is None:
+        out.print("[dim]this model has no clinical model (trained before it existed, or on data without age / sex / "
+                  "site): image-only figures[/]")
     if json_path:
         write_json(json_path, result)
         out.print(f"wrote {json_path}")
@@ -215,14 +225,21 @@ def predict(
     top: int = typer.Option(3, min=1, max=7, help="How many diagnoses to list."),
     tta: bool = typer.Option(True, "--tta/--no-tta", help=TTA_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    age: float = typer.Option(None, help="Patient's age in years (clinical context, optional)."),
+    sex: str = typer.Option(None, help="Patient's sex: male or female (optional)."),
+    site: str = typer.Option(None, help="Body site as HAM10000 names it: abdomen, acral, back, chest, ear, face, "
+                             "foot, genital, hand, lower extremity, neck, scalp, trunk, upper extremity (optional)."),
 ) -> None:
     """Top diagnoses with calibrated probabilities and the malignant risk against the model's
-    operating threshold. Not a medical device. Unreadable files are reported and skipped; the
-    exit status is 2 if any file failed."""
+    operating threshold. With --age/--sex/--site (the same for every image) the clinical context
+    is weighed in. Not a medical device. Unreadable files are reported and skipped; the exit
+    status is 2 if any file failed."""
+    from .clinical import checked_context
     from .predict import NOT_A_MEDICAL_DEVICE, load_model, predict_images
 
+    context = checked_context(age, sex, site)  # before the model loads: bad input fails fast
     classifier = load_model(model_path)
-    predictions = predict_images(classifier, images, top=top, gradcam_dir=gradcam, tta=tta)
+    predictions = predict_images(classifier, images, top=top, gradcam_dir=gradcam, tta=tta, context=context)
     if as_json:
         typer.echo(json.dumps({"predictions": [p.to_dict() for p in predictions], "notice": NOT_A_MEDICAL_DEVICE},
                               indent=2))
@@ -230,7 +247,9 @@ def predict(
         for prediction in predictions:
             if not prediction.ok:
                 continue
-            out.print(f"[bold]{prediction.image}[/]")
+            given = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in (prediction.context or {}).items())
+            out.print(f"[bold]{prediction.image}[/]" + (f"  (with {given})" if given else ""))
             for rank, item in enumerate(prediction.top, 1):
                 out.print(f"  {rank}. {item['dx']:<6} {100 * item['probability']:5.1f} %  {item['name']}")
             if prediction.call != prediction.top[0]["dx"]:

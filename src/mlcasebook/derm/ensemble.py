@@ -100,7 +100,9 @@ def build_ensemble(model_paths: list[Path], data_dir: Path | None = None, target
     """Load trained models and calibrate them as one on the fixed seed-0 calibration split (the
     split every `derm train` model was calibrated on, so no member has seen those images)."""
     from ..core.progress import bar
+    from .clinical import fit_clinical
     from .data import load_dataset, split_indices
+    from .evaluate import softmax
     from .models import load_classifier
     from .train import TrainConfig, training_prior
 
@@ -133,8 +135,12 @@ def build_ensemble(model_paths: list[Path], data_dir: Path | None = None, target
             logits.append(np.concatenate(chunks))
     target = target_sensitivity or members[0].target_sensitivity or TrainConfig.target_sensitivity
     combined = mean_log_probabilities(logits, [m.temperature for m in members]).numpy()
-    return calibrate_ensemble(members, combined, labels, target, sources=[str(path) for path in model_paths],
-                              prior=training_prior(lesions.labels[split["train"]]))
+    prior = training_prior(lesions.labels[split["train"]])
+    built = calibrate_ensemble(members, combined, labels, target, sources=[str(path) for path in model_paths],
+                               prior=prior)
+    built.clinical = fit_clinical(lesions.frame.iloc[split["train"]], lesions.labels[split["train"]],
+                                  lesions.frame.iloc[rows], softmax(combined, built.temperature), labels, target, prior)
+    return built
 
 
 def save_ensemble(path: Path | str, ensemble: DermEnsemble) -> Path:
@@ -146,7 +152,9 @@ def save_ensemble(path: Path | str, ensemble: DermEnsemble) -> Path:
     meta = {"format": ENSEMBLE_FORMAT, "version": ENSEMBLE_VERSION, "members": metas,
             "temperature": ensemble.temperature, "threshold": ensemble.threshold,
             "target_sensitivity": ensemble.target_sensitivity, "info": ensemble.info,
-            "class_bias": bias_record(ensemble.class_bias), "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "class_bias": bias_record(ensemble.class_bias),
+            "clinical": ensemble.clinical.record() if ensemble.clinical is not None else None,
+            "written": time.strftime("%Y-%m-%d %H:%M:%S")}
     return save_checkpoint(path, arrays, meta)
 
 
@@ -156,5 +164,9 @@ def ensemble_from_record(arrays: dict[str, np.ndarray], meta: dict[str, Any], wh
                             hint="upgrade mlcasebook")
     members = [classifier_from_record(arrays, member, where, prefix=f"member{i}.")
                for i, member in enumerate(meta["members"])]
-    return DermEnsemble(members, meta["temperature"], meta["threshold"], meta.get("target_sensitivity"),
-                        meta.get("info"), meta.get("class_bias"))
+    from .clinical import ClinicalModel
+
+    ensemble = DermEnsemble(members, meta["temperature"], meta["threshold"], meta.get("target_sensitivity"),
+                            meta.get("info"), meta.get("class_bias"))
+    ensemble.clinical = ClinicalModel.from_record(meta.get("clinical"))
+    return ensemble

@@ -342,7 +342,34 @@ def reliability_figure(result: dict[str, Any]):
 
 
 def add_to_report(report, result: dict[str, Any], where: str) -> None:
-    """The standard sections of an evaluation: headline table, claims, figures."""
+    """The standard sections of an evaluation: headline table, claims, figures; and, when the
+    clinical context was measured too, its headline table and ROC."""
+    import pandas as pd
+
+    malignant = result["malignant"]
+    report.heading(f"Results on {where} ({result['n_images']} images, {malignant['n_malignant']} malignant)")
+    report.table(headline_table(result), digits=3)
+    report.claims_table(claims_ours(result, where))
+    recall = pd.DataFrame([{"class": c, "images": n, "recall": math.nan if r is None else r,
+                            "AUC (one-vs-rest)": math.nan if a is None else a}
+                           for (c, r), n, a in zip(result["per_class_recall"].items(), result["class_counts"],
+                                                   result["per_class_auc"].values(), strict=True)])
+    report.table(recall, caption="Per class", digits=3)
+    report.figure(roc_figure(result), "ROC of the malignant risk, with the chapter's CNN and dermatologists")
+    report.figure(confusion_figure(result), "Confusion matrix")
+    report.figure(reliability_figure(result), "Reliability diagram of the top-class confidence")
+    if "with_context" in result:
+        report.heading("With the patient's age, sex and body site weighed in")
+        report.text("The image's calibrated probabilities combined with a logistic regression on age, sex and site "
+                    "(derm.clinical), at its own operating point, also chosen on the calibration split.", note=True)
+        report.table(headline_table(result["with_context"]), digits=3)
+        report.figure(roc_figure(result["with_context"], "Malignant vs benign, with age, sex and site"),
+                      "ROC of the malignant risk with the clinical context")
+    report.record(evaluation=result)
+
+
+def headline_table(result: dict[str, Any]):
+    """One evaluation's headline figures as a two-column table."""
     import pandas as pd
 
     malignant = result["malignant"]
@@ -361,18 +388,7 @@ def add_to_report(report, result: dict[str, Any], where: str) -> None:
         {"metric": "malignant-risk threshold", "value": malignant["threshold"]},
         {"metric": f"expected calibration error ({ECE_BINS} bins)", "value": result["calibration"]["ece"]},
     ])
-    report.heading(f"Results on {where} ({result['n_images']} images, {malignant['n_malignant']} malignant)")
-    report.table(headline, digits=3)
-    report.claims_table(claims_ours(result, where))
-    recall = pd.DataFrame([{"class": c, "images": n, "recall": math.nan if r is None else r,
-                            "AUC (one-vs-rest)": math.nan if a is None else a}
-                           for (c, r), n, a in zip(result["per_class_recall"].items(), result["class_counts"],
-                                                   result["per_class_auc"].values(), strict=True)])
-    report.table(recall, caption="Per class", digits=3)
-    report.figure(roc_figure(result), "ROC of the malignant risk, with the chapter's CNN and dermatologists")
-    report.figure(confusion_figure(result), "Confusion matrix")
-    report.figure(reliability_figure(result), "Reliability diagram of the top-class confidence")
-    report.record(evaluation=result)
+    return headline
 
 
 def gradcam_cases(result: dict[str, Any], per_kind: int = 2) -> dict[str, list[int]]:
@@ -415,8 +431,12 @@ def gradcam_figure(classifier, lesion_set, result: dict[str, Any], per_kind: int
 
 
 def evaluate_classifier(classifier, lesion_set, tta: bool = True, batch_size: int = 64, n_boot: int = 2000,
-                        seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Run a ``DermClassifier`` over a ``LesionSet`` in batches and measure it at its own threshold."""
+                        seed: int = 0, progress: bool = True, context: bool = True) -> dict[str, Any]:
+    """Run a ``DermClassifier`` over a ``LesionSet`` in batches and measure it at its own threshold.
+
+    With ``context``, a model that carries a clinical model (``derm.clinical``) and data with age,
+    sex and site columns are also measured with the context weighed in, at the clinical model's
+    own operating point: ``result["with_context"]``."""
     from ..core.progress import bar
 
     probs = np.empty((len(lesion_set), len(CLASSES)))
@@ -429,6 +449,16 @@ def evaluate_classifier(classifier, lesion_set, tta: bool = True, batch_size: in
     result = evaluate_probabilities(probs, lesion_set.labels, classifier.threshold,
                                     getattr(classifier, "target_sensitivity", None), n_boot, seed,
                                     getattr(classifier, "class_bias", None))
+    clinical = getattr(classifier, "clinical", None)
+    if context and clinical is not None:
+        from .clinical import has_context
+
+        if has_context(lesion_set.frame):
+            fused = clinical.fuse(probs, lesion_set.frame)
+            result["with_context"] = evaluate_probabilities(fused, lesion_set.labels, clinical.threshold,
+                                                            clinical.target_sensitivity, n_boot, seed,
+                                                            clinical.class_bias)
+            result["with_context"]["probabilities"] = fused.round(6).tolist()
     result["probabilities"] = probs.round(6).tolist()
     result["image_ids"] = lesion_set.frame["image_id"].tolist()
     result["true_dx"] = lesion_set.frame["dx"].tolist()

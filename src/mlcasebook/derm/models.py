@@ -227,6 +227,7 @@ class OperatingPoint:
 
     threshold: float
     class_bias: np.ndarray | None = None  # added to log-probabilities before the call (calibration-fitted)
+    clinical = None  # a clinical.ClinicalModel: age, sex and site weighed in, with its own operating point
 
     def set_class_bias(self, class_bias: np.ndarray | list[float] | None) -> None:
         self.class_bias = None if class_bias is None else np.asarray(class_bias, dtype=np.float64)
@@ -300,7 +301,8 @@ def classifier_record(classifier: DermClassifier, prefix: str = "") -> tuple[dic
             "image_size": classifier.image_size, "classes": list(classifier.classes),
             "temperature": classifier.temperature, "threshold": classifier.threshold,
             "target_sensitivity": classifier.target_sensitivity, "info": classifier.info,
-            "class_bias": bias_record(classifier.class_bias)}
+            "class_bias": bias_record(classifier.class_bias),
+            "clinical": classifier.clinical.record() if classifier.clinical is not None else None}
     arrays = {f"{prefix}module.{name}": tensor for name, tensor in classifier.module.state_dict().items()}
     return arrays, meta
 
@@ -322,8 +324,13 @@ def classifier_from_record(arrays: dict[str, np.ndarray], meta: dict[str, Any], 
     except RuntimeError as exc:
         raise CasebookError(f"{where}: weights do not fit a {meta['arch']} network",
                             hint="the file is damaged or from another version; retrain it") from exc
-    return DermClassifier(module, meta["arch"], meta["image_size"], meta["temperature"], meta["threshold"],
-                          meta.get("target_sensitivity"), classes, meta.get("info"), class_bias=meta.get("class_bias"))
+    from .clinical import ClinicalModel
+
+    classifier = DermClassifier(module, meta["arch"], meta["image_size"], meta["temperature"], meta["threshold"],
+                                meta.get("target_sensitivity"), classes, meta.get("info"),
+                                class_bias=meta.get("class_bias"))
+    classifier.clinical = ClinicalModel.from_record(meta.get("clinical"))
+    return classifier
 
 
 def bias_record(class_bias: np.ndarray | None) -> list[float] | None:

@@ -5,7 +5,9 @@ model's diagnosis call (the top class after the prior shift fitted for balanced 
 names a rare diagnosis sooner than its probability alone would), the
 malignant risk (akiec + bcc + mel) against the model's operating threshold (chosen on held-out
 calibration data for a target sensitivity), and optionally a Grad-CAM picture of where the
-evidence lies. A file that cannot be used gets its own error; the batch goes on.
+evidence lies. Given the patient's age, sex or the body site (``clinical.ClinicalContext``), a
+model with a clinical model weighs them in and uses that model's own operating point. A file
+that cannot be used gets its own error; the batch goes on.
 
 This is a teaching tool, not a medical device.
 """
@@ -50,6 +52,7 @@ class Prediction:
     malignant_risk: float | None = None
     threshold: float | None = None
     flagged: bool | None = None          # risk >= threshold: the model would refer this lesion
+    context: dict[str, Any] | None = None  # the age / sex / site weighed in, when given
     gradcam: str | None = None
     error: str | None = None
 
@@ -62,8 +65,18 @@ class Prediction:
 
 
 def predict_images(classifier, paths: list[Path | str], top: int = 3, gradcam_dir: Path | None = None,
-                   tta: bool = True) -> list[Prediction]:
-    """One ``Prediction`` per path, in order; unreadable files carry ``error`` instead."""
+                   tta: bool = True, context=None) -> list[Prediction]:
+    """One ``Prediction`` per path, in order; unreadable files carry ``error`` instead. ``context``
+    (a ``clinical.ClinicalContext``, the same for every image) needs a model with a clinical model."""
+    point = classifier
+    if context is not None and context.given():
+        if classifier.clinical is None:
+            raise DataError("this model has no clinical model, so it cannot use age, sex or site",
+                            hint="leave out --age/--sex/--site, or retrain (`derm train`) or rebuild the ensemble "
+                                 "(`derm ensemble`) on data with age, sex and localization columns")
+        point = classifier.clinical
+    else:
+        context = None
     predictions = []
     for path in paths:
         try:
@@ -72,13 +85,16 @@ def predict_images(classifier, paths: list[Path | str], top: int = 3, gradcam_di
             predictions.append(Prediction(str(path), error=exc.message))
             continue
         probs = np.asarray(classifier.predict_proba(image[None], tta=tta))[0]
-        risk = float(np.asarray(classifier.malignant_risk(probs[None])).reshape(-1)[0])
+        if context is not None:
+            probs = point.fuse(probs[None], context.frame())[0]
+        risk = float(np.asarray(point.malignant_risk(probs[None])).reshape(-1)[0])
         order = np.argsort(probs)[::-1][:top]
         prediction = Prediction(
             str(path),
             top=[{"dx": CLASSES[k], "name": CLASS_NAMES[CLASSES[k]], "probability": float(probs[k])} for k in order],
-            call=CLASSES[int(classifier.diagnose(probs[None])[0])],
-            malignant_risk=risk, threshold=float(classifier.threshold), flagged=bool(risk >= classifier.threshold))
+            call=CLASSES[int(point.diagnose(probs[None])[0])],
+            malignant_risk=risk, threshold=float(point.threshold), flagged=bool(risk >= point.threshold),
+            context=None if context is None else {k: v for k, v in asdict(context).items() if v is not None})
         if gradcam_dir is not None:
             prediction.gradcam = str(save_gradcam(classifier, image, Path(path), Path(gradcam_dir)))
         predictions.append(prediction)

@@ -45,6 +45,7 @@ from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.errors import CasebookError
 from ..core.progress import bar
 from ..core.tracking import tracked_run
+from .clinical import fit_clinical
 from .data import CLASSES, MALIGNANT_MASK, LesionSet, load_dataset, split_indices
 from .evaluate import (
     balanced_accuracy,
@@ -559,6 +560,10 @@ def train_classifier(data_dir: Path | str | None = None, arch: str = "efficientn
         classifier = DermClassifier(module.eval(), config.arch, config.image_size, fitted["temperature"],
                                     fitted["threshold"], config.target_sensitivity, CLASSES, info,
                                     class_bias=fitted["class_bias"])
+        classifier.clinical = fit_clinical(
+            lesion_set.frame.iloc[data["train_rows"]], data["train_labels"], lesion_set.frame.iloc[data["cal_rows"]],
+            softmax(cal_logits, fitted["temperature"]), data["cal_labels"], config.target_sensitivity,
+            training_prior(data["train_labels"]))
         save_classifier(out, classifier)
         tracker.metrics({"temperature": fitted["temperature"], "threshold": fitted["threshold"],
                          **{f"calibration_{k}": v for k, v in fitted["calibration"].items()}})
