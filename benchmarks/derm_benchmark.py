@@ -6,11 +6,18 @@ Trains (or reuses, when the same configuration already produced it) and evaluate
 - ``frozen-lr``: frozen ImageNet EfficientNet-Lite0 features + logistic regression;
 - ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 fine-tuned end to end at 160 px, once per
   ``--lite-seeds`` seed (default 0 and 1: the spread between two seeds, and a second member);
+- ``efficientnet-lite0-224`` (with ``--lite-sizes 160 224``): the same at 224 px for 12 epochs,
+  trained in bfloat16 autocast so that it fits the issue's 60 minutes on 2 cores;
 
 and, when more than one model ran, their ensemble as ``mlcasebook derm ensemble`` builds it (the
 mean of the members' tempered log-probabilities, its own temperature, threshold and prior shift
-fitted on the calibration split) — all models, and the three-model ensemble of the first seed
-whose summed training time fits the issue's 60 minutes.
+fitted on the calibration split) — all models, and the ensemble of the first seed of each Lite
+recipe with the baselines.
+
+Below every row, the same model with the patient's age, sex and body site weighed in
+(``derm.clinical``: a logistic regression on the train split, combined by Bayes' rule, its
+weight, temperature, threshold and prior shift chosen on the calibration split); ``--no-context``
+leaves these rows out.
 
 Every model's diagnosis call is its top class after a prior shift (``evaluate.fit_prior_shift``,
 strength chosen on the calibration split for balanced accuracy); the plain top class's balanced
@@ -29,7 +36,7 @@ malignant-vs-benign AUC, sensitivity and specificity at the calibration-chosen t
 epochs), and single-image CPU latency and images/s on one thread.
 
     flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --threads 2 \
-        --json docs/results/derm.json
+        --lite-seeds 0 1 2 --lite-sizes 160 224 --json docs/results/derm.json   # the figures in docs/RESULTS.md
     .venv/bin/python benchmarks/derm_benchmark.py --archs small-cnn frozen-lr   # the cheap baselines only
     .venv/bin/python benchmarks/derm_benchmark.py --quick                        # smoke run, a few minutes
     flock /tmp/mlcasebook-cpu.lock .venv/bin/python benchmarks/derm_benchmark.py --imbalance-study \
@@ -56,6 +63,7 @@ from common import console, print_table
 from mlcasebook.core.claims import claims_for
 from mlcasebook.core.report import write_json
 from mlcasebook.core.sources import cache_dir
+from mlcasebook.derm.clinical import fit_clinical
 from mlcasebook.derm.data import CLASSES, MALIGNANT_MASK, load_dataset, split_indices
 from mlcasebook.derm.ensemble import calibrate_ensemble, mean_log_probabilities
 from mlcasebook.derm.evaluate import (
@@ -194,17 +202,46 @@ def dermatologist_point(cal_probs: np.ndarray, cal_labels: np.ndarray, probs: np
             "specificity_at_0.89_point_ci95": ci["specificity"]}
 
 
-def model_name(arch: str, seed: int) -> str:
-    return arch if seed == 0 else f"{arch}-seed{seed}"
+# The Lite recipes besides the default (160 px, 15 epochs, float32): 224 px needs bfloat16 autocast
+# to fit the issue's 60 minutes on 2 cores (19.9 img/s against 12.2 in float32), and 12 epochs.
+LITE_RECIPES = {160: {}, 224: {"image_size": 224, "epochs": 12, "precision": "bfloat16"}}
 
 
-def run_model(arch: str, seed: int, args, lesion_set, split, prior: np.ndarray) -> tuple[dict, dict]:
-    name = model_name(arch, seed)
+def context_row(args, lesion_set, split, prior: np.ndarray, name: str, cal_probs: np.ndarray, probs: np.ndarray,
+                target: float) -> tuple[dict, dict]:
+    """The same model with the patient's age, sex and site weighed in (``derm.clinical``): the
+    context model fitted on the train split, its weight, temperature, threshold and prior shift on
+    the calibration split, from the model's calibrated probabilities there."""
+    frame = lesion_set.frame
+    cal_rows = split["calibration"][:100] if args.quick else split["calibration"]
+    rows = split["validation"][:150] if args.quick else split["validation"]
+    cal_labels, labels = lesion_set.labels[cal_rows], lesion_set.labels[rows]
+    clinical = fit_clinical(frame.iloc[split["train"]], lesion_set.labels[split["train"]], frame.iloc[cal_rows],
+                            cal_probs, cal_labels, target, prior)
+    fused = clinical.fuse(probs, frame.iloc[rows])
+    result = evaluate_probabilities(fused, labels, clinical.threshold, target, n_boot=2000, seed=args.seed,
+                                    class_bias=clinical.class_bias)
+    summary = {**headline(f"{name} + age/sex/site", result),
+               **dermatologist_point(clinical.fuse(cal_probs, frame.iloc[cal_rows]), cal_labels, fused, labels,
+                                     args.seed),
+               "context_weight": clinical.weight, "temperature": clinical.temperature}
+    result["malignant"]["roc"] = thin_roc(result["malignant"]["roc"])
+    return summary, {"summary": summary, "evaluation": result, "clinical": clinical.info}
+
+
+def model_name(arch: str, seed: int, size: int = 160) -> str:
+    name = arch if size == 160 or arch not in LITE_ARCHS else f"{arch}-{size}"
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def run_model(arch: str, seed: int, size: int, args, lesion_set, split, prior: np.ndarray) -> tuple[dict, dict]:
+    name = model_name(arch, seed, size)
     out = args.models_dir / f"{name}.pt"
     started = time.perf_counter()
+    recipe = LITE_RECIPES[size] if arch in LITE_ARCHS else {}
     quick = {"max_images": 200, "epochs": 1 if arch != "frozen-lr" else None} if args.quick else {}
     train_classifier(args.data_dir, arch=arch, out=out, seed=seed, resume=not args.retrain,
-                     threads=args.threads, track=False, progress=True, **quick)
+                     threads=args.threads, track=False, progress=True, **{**recipe, **quick})
     console.print(f"{name}: model ready in {time.perf_counter() - started:.0f} s ({out})")
     classifier = load_classifier(out)
     info = classifier.info
@@ -232,6 +269,8 @@ def run_model(arch: str, seed: int, args, lesion_set, split, prior: np.ndarray) 
         **dermatologist_point(softmax(cal_logits, classifier.temperature), lesion_set.labels[cal_rows], probs, labels,
                               args.seed),
         "seed": seed,
+        "image_size": classifier.image_size,
+        "precision": info["config"].get("precision", "float32"),
         "ece_before_temperature": expected_calibration_error(raw, labels),
         "temperature": classifier.temperature,
         "train_seconds": train_seconds,
@@ -248,6 +287,7 @@ def run_model(arch: str, seed: int, args, lesion_set, split, prior: np.ndarray) 
     # Kept for the ensemble row, dropped before the JSON is written.
     detail["_classifier"] = classifier
     detail["_logits"] = {"calibration": cal_logits, "validation": logits}
+    detail["_probs"] = {"calibration": softmax(cal_logits, classifier.temperature), "validation": probs}
     return summary, detail
 
 
@@ -277,7 +317,8 @@ def ensemble_row(args, lesion_set, split, prior: np.ndarray, details: dict, memb
         "latency_tta_ms_1_thread": sum(details[m]["summary"]["latency_tta_ms_1_thread"] for m in members),
     }
     result["malignant"]["roc"] = thin_roc(result["malignant"]["roc"])
-    return summary, {"summary": summary, "evaluation": result, "members": members}
+    return summary, {"summary": summary, "evaluation": result, "members": members,
+                     "_probs": {"calibration": softmax(cal_logits.numpy(), combined.temperature), "validation": probs}}
 
 
 def imbalance_study(args, lesion_set, split) -> dict:
@@ -346,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the baselines' training and of the bootstrap")
     parser.add_argument("--lite-seeds", type=int, nargs="+", default=[0, 1],
                         help="training seeds of the fine-tuned Lite0 (the baselines use seed 0)")
+    parser.add_argument("--lite-sizes", type=int, nargs="+", default=[160], choices=sorted(LITE_RECIPES),
+                        help="Lite recipes: 160 (default: 160 px, 15 epochs, float32, once per --lite-seeds seed) "
+                             "and 224 (224 px, 12 epochs, bfloat16; seed --seed)")
+    parser.add_argument("--no-context", dest="context", action="store_false",
+                        help="skip the rows with the clinical context (age, sex, site) weighed in")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for training (2 on a quiet 2-core box; on a busy one two threads "
                              "measured 10x slower than one)")
@@ -372,22 +418,35 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     summaries, details = [], {}
     prior = training_prior(lesion_set.labels[split["train"]])  # of the whole train split, as `derm train` uses
-    runs = [(arch, seed) for arch in args.archs for seed in (args.lite_seeds if arch in LITE_ARCHS else [args.seed])]
-    for arch, seed in runs:
-        summary, detail = run_model(arch, seed, args, lesion_set, split, prior)
+    runs = [(arch, seed, size) for arch in args.archs
+            for size in (args.lite_sizes if arch in LITE_ARCHS else [None])
+            for seed in (args.lite_seeds if arch in LITE_ARCHS and size == 160 else [args.seed])]
+    target = None
+
+    def add(summary: dict, detail: dict) -> None:
         summaries.append(summary)
         details[summary["model"]] = detail
+        if args.context:  # the same model with the clinical context, right below it
+            probs = detail["_probs"]
+            row, row_detail = context_row(args, lesion_set, split, prior, summary["model"], probs["calibration"],
+                                          probs["validation"], target)
+            summaries.append(row)
+            details[row["model"]] = row_detail
         if args.json:  # after every model, so that a long run interrupted later keeps what it measured
             write_results(args, argv, split, summaries, details)
-    # All models; and, when extra seeds ran, the one-seed ensemble whose training fits 60 minutes.
-    first_seeds = [(arch, seed) for arch, seed in runs if arch not in LITE_ARCHS or seed == args.lite_seeds[0]]
-    ensembles = [list(details), [model_name(arch, seed) for arch, seed in first_seeds]]
+
+    models = []
+    for arch, seed, size in runs:
+        summary, detail = run_model(arch, seed, size or 160, args, lesion_set, split, prior)
+        target = detail["_classifier"].target_sensitivity
+        models.append(summary["model"])
+        add(summary, detail)
+    # All models; and the ensemble of the first seed of each Lite recipe with the baselines.
+    first_seeds = [model_name(arch, seed, size or 160) for arch, seed, size in runs if seed == args.seed
+                   or (arch in LITE_ARCHS and size == 160 and seed == args.lite_seeds[0])]
+    ensembles = [models, first_seeds]
     for members in [m for i, m in enumerate(ensembles) if len(m) > 1 and m not in ensembles[:i]]:
-        summary, detail = ensemble_row(args, lesion_set, split, prior, details, members)
-        summaries.append(summary)
-        details[summary["model"]] = detail
-        if args.json:
-            write_results(args, argv, split, summaries, details)
+        add(*ensemble_row(args, lesion_set, split, prior, details, members))
     table = pd.DataFrame(summaries)
     shown = ["model", "accuracy", "balanced_accuracy", "balanced_accuracy_top_class", "macro_auc", "malignant_auc",
              "sensitivity", "specificity",
