@@ -365,8 +365,8 @@ def write_results(args, argv, split, summaries: list[dict], details: dict) -> No
                   **{part: len(rows) for part, rows in split.items()}},
         "seed": args.seed,
         "protocol": "temperature, threshold (target sensitivity 0.95; a second one for 0.89), prior shift of the "
-                    "diagnosis call and LR's C chosen on the calibration split; validation read once; TTA = mean "
-                    "logits over four flips",
+                    "diagnosis call, LR's C and the clinical context's weight chosen on the calibration split (the "
+                    "context model on train); validation read once; TTA = mean logits over four flips",
         "machine": f"2 CPU cores, torch CPU, {args.threads} torch thread(s) for training; latency on one thread; "
                    "wall clock",
         "classes": list(CLASSES),

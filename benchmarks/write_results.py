@@ -146,8 +146,9 @@ def derm_section(derm: dict) -> list[str]:
     models = pd.DataFrame(derm["models"])
     wanted = [c for c in ("model", "arch", "balanced_accuracy", "balanced_accuracy_top_class", "accuracy",
                           "malignant_auc", "sensitivity", "specificity", "sensitivity_at_0.89_point",
-                          "specificity_at_0.89_point", "macro_auc", "ece_after_temperature", "train_seconds", "epochs",
-                          "images_per_second_1_thread", "latency_ms_1_thread") if c in models]
+                          "specificity_at_0.89_point", "macro_auc", "ece_after_temperature", "image_size", "precision",
+                          "train_seconds", "epochs", "images_per_second_1_thread", "latency_ms_1_thread",
+                          "context_weight") if c in models]
     return ["## Skin-lesion classification (HAM10000)", "",
             f"Data: {derm['data']}; split {derm['split']}; protocol: {derm['protocol']}. Machine: {derm['machine']}.",
             "", f"Command: `{derm['command']}`", "", markdown(models[wanted]), "",
