@@ -124,9 +124,10 @@ def test_ensemble_fits_the_context_and_evaluate_and_predict_use_it(context_folde
         paths.append(save_classifier(tmp_path / f"m{seed}.ckpt", DermClassifier(
             build_model("small-cnn", pretrained=False), "small-cnn", size, threshold=0.4, target_sensitivity=0.9)))
     ensemble_path = tmp_path / "ensemble.ckpt"
-    code, _, stderr = run_case_cli(capsys, "derm", "ensemble", *paths, "--data-dir", context_folder,
-                                   "--out", ensemble_path)
+    code, stdout, stderr = run_case_cli(capsys, "derm", "ensemble", *paths, "--data-dir", context_folder,
+                                        "--out", ensemble_path)
     assert code == 0, stderr
+    assert "clinical context (age, sex, site): weight" in stdout
     ensemble = load_classifier(ensemble_path)
     assert ensemble.clinical is not None and ensemble.clinical.info["n_train"] > 0
 

@@ -132,6 +132,10 @@ def ensemble(
         out.print(f"diagnosis call: prior shift {fitted['prior_shift']:g} (calibration balanced accuracy "
                   f"{fitted['balanced_accuracy']:.3f} for the top class, {fitted['balanced_accuracy_after_shift']:.3f} "
                   "for the call)")
+    if built.clinical is not None:
+        losses = built.clinical.info["calibration_nll_by_weight"]
+        out.print(f"clinical context (age, sex, site): weight {built.clinical.weight:g}, calibration log-loss "
+                  f"{losses['0']:.3f} without it, {min(losses.values()):.3f} with it")
     out.print(f"model → {target}\nmeasure it: mlcasebook derm evaluate --model {target} --split validation")
 
 
