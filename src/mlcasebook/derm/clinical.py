@@ -84,10 +84,14 @@ def has_context(frame: pd.DataFrame) -> bool:
     """True when a data set carries age, sex and site columns with at least one known value."""
     if not all(column in frame.columns for column in CONTEXT_COLUMNS):
         return False
-    known = (pd.to_numeric(frame["age"], errors="coerce").notna()
-             | frame["sex"].astype(str).str.lower().isin(SEXES)
-             | frame["localization"].astype(str).str.lower().isin(SITES))
+    known = (pd.to_numeric(frame["age"], errors="coerce").notna() | np.isin(_words(frame["sex"]), SEXES)
+             | np.isin(_words(frame["localization"]), SITES))
     return bool(known.any())
+
+
+def _words(column: pd.Series) -> np.ndarray:
+    """Values as the vocabularies spell them: lower case, no padding, "lower_extremity" → "lower extremity"."""
+    return column.astype(str).str.strip().str.lower().str.replace("_", " ").to_numpy()
 
 
 def context_features(frame: pd.DataFrame) -> np.ndarray:
@@ -96,8 +100,7 @@ def context_features(frame: pd.DataFrame) -> np.ndarray:
     age = pd.to_numeric(frame["age"], errors="coerce").to_numpy(dtype=np.float64)
     missing = np.isnan(age)
     scaled = np.where(missing, 0.5, age / 100)
-    sex = frame["sex"].astype(str).str.strip().str.lower().to_numpy()
-    site = frame["localization"].astype(str).str.strip().str.lower().str.replace("_", " ").to_numpy()
+    sex, site = _words(frame["sex"]), _words(frame["localization"])
     columns = [scaled, scaled ** 2, missing.astype(float)]
     columns += [((age >= low) & (age < high)).astype(float) for low, high in AGE_BANDS]
     columns += [(sex == value).astype(float) for value in SEXES]
